@@ -1,0 +1,192 @@
+package main
+
+import (
+	"context"
+	_ "embed"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+
+	"github.com/presencegw/presencegw/internal/config"
+	"github.com/presencegw/presencegw/internal/store"
+	"github.com/presencegw/presencegw/ldapmap"
+	"github.com/presencegw/presencegw/web"
+)
+
+// demoPeople is the directory of the demo: a few people of a made-up
+// company, with an alias, a conflict and a disabled account to explore.
+//
+//go:embed demo-people.yaml
+var demoPeople []byte
+
+// app is a wired gateway: configuration, store and directory.
+type app struct {
+	cfg   *config.Config
+	log   *slog.Logger
+	store *store.DB
+	dir   *ldapmap.Directory
+	ldap  []*ldapmap.LDAPSource
+	demo  bool
+}
+
+// loadConfig loads the file, or the demo defaults when path is empty.
+func loadConfig(path string) (*config.Config, error) {
+	if path == "" {
+		return config.Defaults(), nil
+	}
+	return config.Load(path, ldapmap.CheckLDAPConfig)
+}
+
+// openApp wires the directory over the configured sources and the store.
+// With no config file it is the demo: embedded people, in-memory store.
+func openApp(cfg *config.Config, demo bool, log *slog.Logger) (*app, error) {
+	a := &app{cfg: cfg, log: log, demo: demo}
+	var sources []ldapmap.Source
+	if a.demo {
+		sources = append(sources, ldapmap.NewFileSourceData("demo", 0, nil, "demo-people.yaml", demoPeople))
+	}
+	for _, l := range cfg.LDAP {
+		s, err := ldapmap.NewLDAPSource(l, log)
+		if err != nil {
+			return nil, err
+		}
+		a.ldap = append(a.ldap, s)
+		sources = append(sources, s)
+	}
+	for _, f := range cfg.Files {
+		sources = append(sources, ldapmap.NewFileSource(f.Name, f.Priority, f.Domains, f.Path))
+	}
+	storePath := cfg.Store
+	if a.demo {
+		storePath = ":memory:"
+	}
+	if storePath == "" {
+		return nil, fmt.Errorf("%s: store: is required (path of the state database, e.g. /var/lib/presencegw/state.db)", cfg.Path())
+	}
+	var err error
+	a.store, err = store.Open(storePath)
+	if err != nil {
+		return nil, err
+	}
+	a.dir, err = ldapmap.New(sources, a.store, log)
+	if err != nil {
+		a.store.Close()
+		return nil, err
+	}
+	return a, nil
+}
+
+func (a *app) close() {
+	if err := a.store.Close(); err != nil {
+		a.log.Error("closing store", "err", err)
+	}
+}
+
+func runServe(ctx context.Context, args []string, _, errOut io.Writer) error {
+	fs := newFlags("serve", errOut)
+	path := fs.String("c", "", "configuration file (YAML)")
+	listen := fs.String("listen", "", "HTTP listen address (overrides the config's listen)")
+	if _, err := parse(fs, args); err != nil {
+		return err
+	}
+	if *path == "" {
+		return fmt.Errorf("%w: -c FILE is required (or run 'presencegw demo')", errUsage)
+	}
+	return serve(ctx, *path, *listen, errOut)
+}
+
+func runDemo(ctx context.Context, args []string, _, errOut io.Writer) error {
+	fs := newFlags("demo", errOut)
+	listen := fs.String("listen", "127.0.0.1:8080", "HTTP listen address")
+	if _, err := parse(fs, args); err != nil {
+		return err
+	}
+	return serve(ctx, "", *listen, errOut)
+}
+
+// serve runs the gateway until ctx ends, then shuts down gracefully:
+// in-flight requests get ten seconds, syncs are cancelled, the store is
+// closed last.
+func serve(ctx context.Context, path, listen string, errOut io.Writer) error {
+	cfg, err := loadConfig(path)
+	if err != nil {
+		return err
+	}
+	log := newLogger(errOut, cfg.Log.Format, cfg.Log.Level)
+	a, err := openApp(cfg, path == "", log)
+	if err != nil {
+		return err
+	}
+	defer a.close()
+	if listen == "" {
+		listen = a.cfg.Listen
+	}
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	if err := a.dir.RegisterMetrics(reg); err != nil {
+		return err
+	}
+	ln, err := net.Listen("tcp", listen)
+	if err != nil {
+		return fmt.Errorf("listen: %w", err)
+	}
+	srv := &http.Server{
+		Handler:           web.Handler(reg, a.ready),
+		ReadHeaderTimeout: 10 * time.Second,
+		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
+	}
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	syncDone := make(chan struct{})
+	go func() {
+		defer close(syncDone)
+		a.dir.Run(ctx, ldapmap.Schedule{Incremental: cfg.Directory.IncrementalInterval.D(), Full: cfg.Directory.FullInterval.D()})
+	}()
+	serveErr := make(chan error, 1)
+	go func() { serveErr <- srv.Serve(ln) }()
+	log.Info("presencegw listening", "addr", ln.Addr().String(), "version", version(), "demo", a.demo)
+	if a.demo {
+		log.Info("demo directory loaded; try: presencegw resolve alice@example.com")
+	}
+	select {
+	case <-ctx.Done():
+		log.Info("shutting down")
+	case err := <-serveErr:
+		cancel()
+		<-syncDone
+		return fmt.Errorf("http server: %w", err)
+	}
+	shutdownCtx, done := context.WithTimeout(context.Background(), 10*time.Second)
+	defer done()
+	err = srv.Shutdown(shutdownCtx)
+	cancel()
+	<-syncDone
+	if err != nil {
+		return fmt.Errorf("shutdown: %w", err)
+	}
+	log.Info("stopped")
+	return nil
+}
+
+// ready is /readyz: every source has been read at least once (now or
+// before a restart, from the store).
+func (a *app) ready() error {
+	var errs []error
+	for _, h := range a.dir.Health() {
+		if h.LastFull.IsZero() {
+			msg := "not synced yet"
+			if h.Error != "" {
+				msg = h.Error
+			}
+			errs = append(errs, fmt.Errorf("directory %s: %s", h.Source, msg))
+		}
+	}
+	return errors.Join(errs...)
+}

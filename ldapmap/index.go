@@ -1,0 +1,368 @@
+package ldapmap
+
+import (
+	"cmp"
+	"fmt"
+	"slices"
+	"strings"
+	"time"
+)
+
+// Status is the outcome of a resolution.
+type Status string
+
+// Outcomes of Resolve. Callers branch on them: only StatusResolved carries
+// a JID.
+const (
+	// StatusResolved: the address maps to exactly one JID.
+	StatusResolved Status = "resolved"
+	// StatusNotFound: no directory or override knows the address.
+	StatusNotFound Status = "not_found"
+	// StatusConflict: several people claim the address (or the entry has
+	// several JIDs) and neither priority nor an override decides.
+	StatusConflict Status = "conflict"
+	// StatusRemoved: an admin override removed the mapping.
+	StatusRemoved Status = "removed"
+	// StatusInvalid: the query is not an e-mail address.
+	StatusInvalid Status = "invalid"
+)
+
+// Override is an admin's decision about one address. It wins over every
+// directory and survives restarts and resyncs. An empty JID removes the
+// mapping.
+type Override struct {
+	Address string `json:"address"`
+	// JID the address maps to; empty means "maps to nothing".
+	JID string `json:"jid,omitempty"`
+	// Name and MailboxID fill in what no directory knows (for an address
+	// that is in no directory); when a directory knows the person, its
+	// facts are kept.
+	Name      string `json:"name,omitempty"`
+	MailboxID string `json:"mailbox,omitempty"`
+	// Note is the admin's reason, shown in explanations.
+	Note    string    `json:"note,omitempty"`
+	Created time.Time `json:"created"`
+}
+
+// Claim is one directory entry claiming an address, as listed in a
+// conflict.
+type Claim struct {
+	Source   string `json:"source"`
+	Priority int    `json:"priority"`
+	DN       string `json:"dn"`
+	JID      string `json:"jid,omitempty"`
+	// Problem is set when the entry itself has no single JID.
+	Problem string `json:"problem,omitempty"`
+	Attr    string `json:"attribute"`
+	Raw     string `json:"raw"`
+}
+
+// Conflict is an address claimed by people who disagree on the JID, or an
+// entry with several JIDs.
+type Conflict struct {
+	Address string  `json:"address"`
+	Claims  []Claim `json:"claims"`
+	// Winner is the index in Claims that the address resolves to, or -1
+	// when the conflict is unresolved and the address resolves to nothing.
+	Winner int `json:"winner"`
+	// Resolution says how it was decided: "priority", "override", or "" for
+	// unresolved.
+	Resolution string `json:"resolution,omitempty"`
+}
+
+// Resolution is the answer for one address, with everything needed to
+// explain it.
+type Resolution struct {
+	// Query is the input as given; Address its normalized form.
+	Query   string `json:"query"`
+	Address string `json:"address"`
+	Status  Status `json:"status"`
+	// JID is set only for StatusResolved.
+	JID string `json:"jid,omitempty"`
+	// Person is the directory entry the answer came from (nil when none).
+	Person *Person `json:"person,omitempty"`
+	// Via is the person's address entry that matched.
+	Via *Address `json:"via,omitempty"`
+	// Priority is the priority of Person's source.
+	Priority int `json:"priority,omitempty"`
+	// Override is set when an admin override applies.
+	Override *Override `json:"override,omitempty"`
+	// Conflict is set when the address is (or was, before an override or
+	// priority decided) contested.
+	Conflict *Conflict `json:"conflict,omitempty"`
+	// Error says why a query is invalid.
+	Error string `json:"error,omitempty"`
+}
+
+// slot is the index's value per address: small, so 100,000 people with
+// several addresses each stay far below a kilobyte per person.
+type slot struct {
+	p        *Person
+	conflict *Conflict
+	override *Override
+	addr     int32 // index into p.Addresses
+	prio     int32
+}
+
+// Index is an immutable snapshot of every mapping. A new one is built after
+// each sync or override change and swapped in atomically, so lookups never
+// lock.
+type Index struct {
+	slots     map[string]slot
+	conflicts []*Conflict
+	people    int
+}
+
+// sourcePeople is the input of buildIndex for one source.
+type sourcePeople struct {
+	name     string
+	priority int
+	people   map[string]*Person
+}
+
+// buildIndex merges every source's people and the overrides into an Index.
+// Sources are visited in a fixed order and conflicts decided only by
+// priority or override, so the same input always gives the same index.
+func buildIndex(sources []sourcePeople, overrides map[string]*Override) *Index {
+	total := 0
+	for _, s := range sources {
+		total += len(s.people) * 3
+	}
+	ix := &Index{slots: make(map[string]slot, total)}
+	// Addresses claimed more than once; settled after all claims are in.
+	var contested map[string][]slot
+	for _, s := range sources {
+		ix.people += len(s.people)
+		for _, p := range s.people {
+			for i := range p.Addresses {
+				a := p.Addresses[i].Address
+				sl := slot{p: p, addr: int32(i), prio: int32(s.priority)}
+				if list, ok := contested[a]; ok {
+					contested[a] = append(list, sl)
+					continue
+				}
+				prev, dup := ix.slots[a]
+				if !dup && p.JIDProblem == "" {
+					ix.slots[a] = sl
+					continue
+				}
+				if contested == nil {
+					contested = map[string][]slot{}
+				}
+				if dup {
+					contested[a] = []slot{prev, sl}
+				} else {
+					contested[a] = []slot{sl}
+				}
+			}
+		}
+	}
+	for a, claims := range contested {
+		ix.slots[a] = settle(a, claims, ix)
+	}
+	slices.SortFunc(ix.conflicts, func(a, b *Conflict) int { return strings.Compare(a.Address, b.Address) })
+	for a, o := range overrides {
+		sl := ix.slots[a]
+		sl.override = o
+		if sl.conflict != nil {
+			c := *sl.conflict
+			c.Resolution = "override"
+			c.Winner = -1
+			for i, cl := range c.Claims {
+				if cl.JID == o.JID && o.JID != "" {
+					c.Winner = i
+				}
+			}
+			sl.conflict = &c
+			for i, old := range ix.conflicts {
+				if old.Address == a {
+					ix.conflicts[i] = &c
+				}
+			}
+		}
+		ix.slots[a] = sl
+	}
+	return ix
+}
+
+// settle decides an address claimed by several entries (or by one entry
+// without a single JID). Claims that agree on the JID are no conflict: the
+// highest priority gives the details. Otherwise the one JID at the highest
+// priority wins; a tie at the top leaves the conflict unresolved.
+func settle(addr string, claims []slot, ix *Index) slot {
+	slices.SortStableFunc(claims, func(a, b slot) int {
+		if c := cmp.Compare(b.prio, a.prio); c != 0 {
+			return c
+		}
+		if c := strings.Compare(a.p.Source, b.p.Source); c != 0 {
+			return c
+		}
+		return strings.Compare(a.p.DN, b.p.DN)
+	})
+	jids := map[string]bool{}
+	problem := false
+	for _, c := range claims {
+		jids[c.p.JID] = true
+		problem = problem || c.p.JIDProblem != ""
+	}
+	if len(jids) == 1 && !problem {
+		return claims[0]
+	}
+	conf := &Conflict{Address: addr, Winner: -1}
+	for _, c := range claims {
+		a := c.p.Addresses[c.addr]
+		conf.Claims = append(conf.Claims, Claim{
+			Source: c.p.Source, Priority: int(c.prio), DN: c.p.DN, JID: c.p.JID,
+			Problem: c.p.JIDProblem, Attr: a.Attr, Raw: a.RawValue(),
+		})
+	}
+	// Claims are sorted by priority: the top ones decide if they agree.
+	top := claims[0]
+	winner := slot{conflict: conf}
+	agree := true
+	for _, c := range claims {
+		if c.prio == top.prio && (c.p.JID != top.p.JID || c.p.JIDProblem != "") {
+			agree = false
+		}
+	}
+	if agree {
+		conf.Winner = 0
+		conf.Resolution = "priority"
+		winner = top
+		winner.conflict = conf
+	}
+	ix.conflicts = append(ix.conflicts, conf)
+	return winner
+}
+
+// Resolve answers for one address. It does not allocate for an address
+// already in lower case, so the index serves millions of lookups a second.
+func (ix *Index) Resolve(query string) Resolution {
+	addr, err := NormalizeAddress(query)
+	if err != nil {
+		return Resolution{Query: query, Status: StatusInvalid, Error: err.Error()}
+	}
+	r := Resolution{Query: query, Address: addr, Status: StatusNotFound}
+	sl, ok := ix.slots[addr]
+	if !ok {
+		return r
+	}
+	r.Conflict = sl.conflict
+	if sl.p != nil {
+		r.Person = sl.p
+		r.Via = &sl.p.Addresses[sl.addr]
+		r.Priority = int(sl.prio)
+		r.JID = sl.p.JID
+		r.Status = StatusResolved
+	} else if sl.conflict != nil {
+		r.Status = StatusConflict
+	}
+	if o := sl.override; o != nil {
+		r.Override = o
+		r.JID = o.JID
+		r.Status = StatusResolved
+		if o.JID == "" {
+			r.Status = StatusRemoved
+		}
+		if r.Person == nil && o.JID != "" {
+			// Only the override knows this person.
+			r.Person = &Person{Source: "override", JID: o.JID, Name: o.Name, MailboxID: cmp.Or(o.MailboxID, addr)}
+		}
+		if r.Status == StatusRemoved {
+			r.Person, r.Via = nil, nil
+		}
+	}
+	return r
+}
+
+// Conflicts lists every contested address, sorted.
+func (ix *Index) Conflicts() []*Conflict { return ix.conflicts }
+
+// Len returns the number of people and of addresses in the index.
+func (ix *Index) Len() (people, addresses int) { return ix.people, len(ix.slots) }
+
+// String explains r in a few lines for people: what it resolves to and why.
+func (r Resolution) String() string {
+	var b strings.Builder
+	w := func(k, f string, a ...any) { fmt.Fprintf(&b, "  %-11s %s\n", k+":", fmt.Sprintf(f, a...)) }
+	switch r.Status {
+	case StatusInvalid:
+		fmt.Fprintf(&b, "%s: invalid: %s\n", r.Query, r.Error)
+		return b.String()
+	case StatusResolved:
+		fmt.Fprintf(&b, "%s → %s\n", r.Address, r.JID)
+	case StatusNotFound:
+		fmt.Fprintf(&b, "%s: not found in any directory\n", r.Address)
+	case StatusConflict:
+		fmt.Fprintf(&b, "%s: unresolved conflict: resolves to nothing until a priority or an override decides\n", r.Address)
+	case StatusRemoved:
+		fmt.Fprintf(&b, "%s: removed by an override: resolves to nothing\n", r.Address)
+	}
+	if p := r.Person; p != nil {
+		if p.Name != "" {
+			extra := strings.Join(nonEmpty(p.Title, p.Department), ", ")
+			if extra != "" {
+				extra = " (" + extra + ")"
+			}
+			w("person", "%s%s", p.Name, extra)
+		}
+		if p.MailboxID != "" {
+			w("mailbox", "%s", p.MailboxID)
+		}
+		if p.Source != "override" {
+			w("directory", "%s (priority %d)", p.Source, r.Priority)
+			w("dn", "%s", p.DN)
+		}
+		if r.Via != nil {
+			w("matched", "%s %q", r.Via.Attr, r.Via.RawValue())
+		}
+		if p.JIDFrom != "" {
+			w("jid from", "%s", p.JIDFrom)
+		}
+	}
+	if o := r.Override; o != nil {
+		target := o.JID
+		if target == "" {
+			target = "nothing"
+		}
+		note := ""
+		if o.Note != "" {
+			note = fmt.Sprintf(" — %q", o.Note)
+		}
+		w("override", "→ %s, set %s%s", target, o.Created.UTC().Format(time.RFC3339), note)
+	} else {
+		w("override", "none")
+	}
+	if c := r.Conflict; c != nil {
+		how := "unresolved"
+		switch c.Resolution {
+		case "priority":
+			how = "decided by directory priority"
+		case "override":
+			how = "decided by an override"
+		}
+		w("conflict", "%d claims, %s", len(c.Claims), how)
+		for i, cl := range c.Claims {
+			mark := " "
+			if i == c.Winner {
+				mark = "*"
+			}
+			jid := cl.JID
+			if cl.Problem != "" {
+				jid = cl.Problem
+			}
+			fmt.Fprintf(&b, "    %s %s (priority %d) %s: %s %q → %s\n", mark, cl.Source, cl.Priority, cl.DN, cl.Attr, cl.Raw, jid)
+		}
+	}
+	return b.String()
+}
+
+func nonEmpty(s ...string) []string {
+	var out []string
+	for _, v := range s {
+		if v != "" {
+			out = append(out, v)
+		}
+	}
+	return out
+}
