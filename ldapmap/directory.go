@@ -361,6 +361,7 @@ func (d *Directory) applyDelta(name string, delta *Delta) (int, error) {
 			dels = append(dels, dn)
 		}
 	}
+	delta.Removed = dels
 	if len(puts) == 0 && len(dels) == 0 {
 		return 0, nil
 	}
@@ -375,7 +376,6 @@ func (d *Directory) applyDelta(name string, delta *Delta) (int, error) {
 	for _, dn := range dels {
 		delete(people, dn)
 	}
-	delta.Removed = dels
 	return len(puts), nil
 }
 

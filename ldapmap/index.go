@@ -94,14 +94,25 @@ type Resolution struct {
 	Error string `json:"error,omitempty"`
 }
 
-// slot is the index's value per address: small, so 100,000 people with
-// several addresses each stay far below a kilobyte per person.
+// slot is the index's value per address: 16 bytes, so 100,000 people with
+// several addresses each stay below a kilobyte per person. Conflicts and
+// overrides are rare and live in a side map, marked by flags.
 type slot struct {
-	p        *Person
+	p     *Person
+	prio  int32
+	addr  uint16 // index into p.Addresses
+	flags uint8
+}
+
+const (
+	hasConflict uint8 = 1 << iota
+	hasOverride
+)
+
+// rare holds what few addresses have: a conflict, an override.
+type rare struct {
 	conflict *Conflict
 	override *Override
-	addr     int32 // index into p.Addresses
-	prio     int32
 }
 
 // Index is an immutable snapshot of every mapping. A new one is built after
@@ -109,6 +120,7 @@ type slot struct {
 // lock.
 type Index struct {
 	slots     map[string]slot
+	rare      map[string]rare
 	conflicts []*Conflict
 	people    int
 }
@@ -128,7 +140,7 @@ func buildIndex(sources []sourcePeople, overrides map[string]*Override) *Index {
 	for _, s := range sources {
 		total += len(s.people) * 3
 	}
-	ix := &Index{slots: make(map[string]slot, total)}
+	ix := &Index{slots: make(map[string]slot, total), rare: map[string]rare{}}
 	// Addresses claimed more than once; settled after all claims are in.
 	var contested map[string][]slot
 	for _, s := range sources {
@@ -136,7 +148,7 @@ func buildIndex(sources []sourcePeople, overrides map[string]*Override) *Index {
 		for _, p := range s.people {
 			for i := range p.Addresses {
 				a := p.Addresses[i].Address
-				sl := slot{p: p, addr: int32(i), prio: int32(s.priority)}
+				sl := slot{p: p, addr: uint16(i), prio: int32(s.priority)}
 				if list, ok := contested[a]; ok {
 					contested[a] = append(list, sl)
 					continue
@@ -158,29 +170,38 @@ func buildIndex(sources []sourcePeople, overrides map[string]*Override) *Index {
 		}
 	}
 	for a, claims := range contested {
-		ix.slots[a] = settle(a, claims, ix)
+		sl, c := settle(a, claims)
+		if c != nil {
+			sl.flags |= hasConflict
+			ix.rare[a] = rare{conflict: c}
+			ix.conflicts = append(ix.conflicts, c)
+		}
+		ix.slots[a] = sl
 	}
 	slices.SortFunc(ix.conflicts, func(a, b *Conflict) int { return strings.Compare(a.Address, b.Address) })
 	for a, o := range overrides {
 		sl := ix.slots[a]
-		sl.override = o
-		if sl.conflict != nil {
-			c := *sl.conflict
-			c.Resolution = "override"
-			c.Winner = -1
+		sl.flags |= hasOverride
+		rr := ix.rare[a]
+		rr.override = o
+		if c := rr.conflict; c != nil {
+			decided := *c
+			decided.Resolution = "override"
+			decided.Winner = -1
 			for i, cl := range c.Claims {
 				if cl.JID == o.JID && o.JID != "" {
-					c.Winner = i
+					decided.Winner = i
 				}
 			}
-			sl.conflict = &c
+			rr.conflict = &decided
 			for i, old := range ix.conflicts {
-				if old.Address == a {
-					ix.conflicts[i] = &c
+				if old == c {
+					ix.conflicts[i] = &decided
 				}
 			}
 		}
 		ix.slots[a] = sl
+		ix.rare[a] = rr
 	}
 	return ix
 }
@@ -189,7 +210,7 @@ func buildIndex(sources []sourcePeople, overrides map[string]*Override) *Index {
 // without a single JID). Claims that agree on the JID are no conflict: the
 // highest priority gives the details. Otherwise the one JID at the highest
 // priority wins; a tie at the top leaves the conflict unresolved.
-func settle(addr string, claims []slot, ix *Index) slot {
+func settle(addr string, claims []slot) (slot, *Conflict) {
 	slices.SortStableFunc(claims, func(a, b slot) int {
 		if c := cmp.Compare(b.prio, a.prio); c != 0 {
 			return c
@@ -206,7 +227,7 @@ func settle(addr string, claims []slot, ix *Index) slot {
 		problem = problem || c.p.JIDProblem != ""
 	}
 	if len(jids) == 1 && !problem {
-		return claims[0]
+		return claims[0], nil
 	}
 	conf := &Conflict{Address: addr, Winner: -1}
 	for _, c := range claims {
@@ -218,7 +239,7 @@ func settle(addr string, claims []slot, ix *Index) slot {
 	}
 	// Claims are sorted by priority: the top ones decide if they agree.
 	top := claims[0]
-	winner := slot{conflict: conf}
+	winner := slot{}
 	agree := true
 	for _, c := range claims {
 		if c.prio == top.prio && (c.p.JID != top.p.JID || c.p.JIDProblem != "") {
@@ -229,10 +250,8 @@ func settle(addr string, claims []slot, ix *Index) slot {
 		conf.Winner = 0
 		conf.Resolution = "priority"
 		winner = top
-		winner.conflict = conf
 	}
-	ix.conflicts = append(ix.conflicts, conf)
-	return winner
+	return winner, conf
 }
 
 // Resolve answers for one address. It does not allocate for an address
@@ -247,29 +266,31 @@ func (ix *Index) Resolve(query string) Resolution {
 	if !ok {
 		return r
 	}
-	r.Conflict = sl.conflict
 	if sl.p != nil {
 		r.Person = sl.p
 		r.Via = &sl.p.Addresses[sl.addr]
 		r.Priority = int(sl.prio)
 		r.JID = sl.p.JID
 		r.Status = StatusResolved
-	} else if sl.conflict != nil {
+	}
+	if sl.flags == 0 {
+		return r
+	}
+	rr := ix.rare[addr]
+	r.Conflict = rr.conflict
+	if sl.p == nil && rr.conflict != nil {
 		r.Status = StatusConflict
 	}
-	if o := sl.override; o != nil {
+	if o := rr.override; o != nil {
 		r.Override = o
 		r.JID = o.JID
 		r.Status = StatusResolved
 		if o.JID == "" {
 			r.Status = StatusRemoved
-		}
-		if r.Person == nil && o.JID != "" {
+			r.Person, r.Via = nil, nil
+		} else if r.Person == nil {
 			// Only the override knows this person.
 			r.Person = &Person{Source: "override", JID: o.JID, Name: o.Name, MailboxID: cmp.Or(o.MailboxID, addr)}
-		}
-		if r.Status == StatusRemoved {
-			r.Person, r.Via = nil, nil
 		}
 	}
 	return r

@@ -35,6 +35,9 @@ type LDAPSource struct {
 	// tmplAttrs are the attributes the JID template refers to.
 	tmplAttrs []string
 	log       *slog.Logger
+	// jidFrom explains where JIDs come from; one string shared by every
+	// person of the source.
+	jidFrom string
 	// numericMark is true when the change attribute is a counter (uSN),
 	// false for a GeneralizedTime (modifyTimestamp).
 	numericMark bool
@@ -133,7 +136,9 @@ func NewLDAPSource(cfg config.LDAP, log *slog.Logger) (*LDAPSource, error) {
 		}
 		s.tls.RootCAs = pool
 	}
+	s.jidFrom = "attribute " + cfg.JID.Attribute
 	if cfg.JID.Template != "" {
+		s.jidFrom = "template " + cfg.JID.Template
 		s.jidTmpl, s.tmplAttrs, err = parseJIDTemplate(cfg.JID.Template)
 		if err != nil {
 			return nil, fmt.Errorf("ldap source %s: jid template: %w", cfg.Name, err)
@@ -219,7 +224,7 @@ func (s *LDAPSource) dial(ctx context.Context, raw string) (*ldap.Conn, error) {
 
 // search runs a paged subtree search under the base DN and calls fn for
 // every entry, page by page, so memory stays flat and progress is visible.
-func (s *LDAPSource) search(ctx context.Context, c *ldap.Conn, filter string, attrs []string, fn func(*ldap.Entry)) error {
+func (s *LDAPSource) search(ctx context.Context, c *ldap.Conn, filter string, attrs []string, fn func(*ldap.Entry), afterPage func()) error {
 	paging := ldap.NewControlPaging(uint32(s.cfg.PageSize))
 	timeLimit := int(s.cfg.Timeout.D() / time.Second)
 	for {
@@ -238,6 +243,9 @@ func (s *LDAPSource) search(ctx context.Context, c *ldap.Conn, filter string, at
 		}
 		for _, e := range res.Entries {
 			fn(e)
+		}
+		if afterPage != nil {
+			afterPage()
 		}
 		ctrl, ok := ldap.FindControl(res.Controls, ldap.ControlTypePaging).(*ldap.ControlPaging)
 		if !ok || len(ctrl.Cookie) == 0 {
@@ -260,7 +268,7 @@ func (s *LDAPSource) Full(ctx context.Context, progress func(entries int)) (*Sna
 	if s.cfg.DisabledFilter != "" {
 		err := s.search(ctx, c, and(s.cfg.UserFilter, s.cfg.DisabledFilter), []string{"1.1"}, func(*ldap.Entry) {
 			snap.Stats.Disabled++
-		})
+		}, nil)
 		if err != nil {
 			return nil, fmt.Errorf("ldap source %s: %w", s.cfg.Name, err)
 		}
@@ -268,20 +276,18 @@ func (s *LDAPSource) Full(ctx context.Context, progress func(entries int)) (*Sna
 	n := 0
 	err = s.search(ctx, c, and(s.cfg.UserFilter, not(s.cfg.DisabledFilter)), s.attrs, func(e *ldap.Entry) {
 		n++
-		if progress != nil && n%1000 == 0 {
-			progress(n)
-		}
 		p := s.person(e, &snap.Stats)
 		mark = s.maxMark(mark, e.GetEqualFoldAttributeValue(s.cfg.ChangeAttribute))
 		if p != nil {
 			snap.People[p.DN] = p
 		}
+	}, func() {
+		if progress != nil {
+			progress(n)
+		}
 	})
 	if err != nil {
 		return nil, fmt.Errorf("ldap source %s: %w", s.cfg.Name, err)
-	}
-	if progress != nil {
-		progress(n)
 	}
 	snap.Cursor = Cursor{Mark: mark, Server: server}
 	return snap, nil
@@ -324,7 +330,7 @@ func (s *LDAPSource) Changes(ctx context.Context, cur Cursor) (*Delta, error) {
 			d.Removed = append(d.Removed, e.DN)
 			d.Stats.Disabled++
 			mark = s.maxMark(mark, e.GetEqualFoldAttributeValue(s.cfg.ChangeAttribute))
-		})
+		}, nil)
 		if err != nil {
 			return nil, fmt.Errorf("ldap source %s: %w", s.cfg.Name, err)
 		}
@@ -337,7 +343,7 @@ func (s *LDAPSource) Changes(ctx context.Context, cur Cursor) (*Delta, error) {
 			// Changed so that it no longer maps (mail removed, say).
 			d.Removed = append(d.Removed, e.DN)
 		}
-	})
+	}, nil)
 	if err != nil {
 		return nil, fmt.Errorf("ldap source %s: %w", s.cfg.Name, err)
 	}
@@ -400,7 +406,7 @@ func (s *LDAPSource) Lookup(ctx context.Context, addr string) ([]*Person, error)
 		if p := s.person(e, &st); p != nil {
 			out = append(out, p)
 		}
-	})
+	}, nil)
 	return out, err
 }
 
@@ -451,7 +457,6 @@ func (s *LDAPSource) person(e *ldap.Entry, st *SyncStats) *Person {
 		Title:      e.GetEqualFoldAttributeValue(a.Title),
 		Department: e.GetEqualFoldAttributeValue(a.Department),
 		Addresses:  addrs,
-		Mark:       e.GetEqualFoldAttributeValue(s.cfg.ChangeAttribute),
 	}
 	p.MailboxID = addrs[0].Address
 	if a.Mailbox != "" {
@@ -492,7 +497,7 @@ func (s *LDAPSource) setJID(p *Person, e *ldap.Entry) bool {
 			p.JIDProblem = fmt.Sprintf("template gave %v", err)
 			return true
 		}
-		p.JID, p.JIDFrom = jid, "template "+s.cfg.JID.Template
+		p.JID, p.JIDFrom = jid, s.jidFrom
 		return true
 	}
 	var jids []string
@@ -510,7 +515,7 @@ func (s *LDAPSource) setJID(p *Person, e *ldap.Entry) bool {
 	case 0:
 		return false
 	case 1:
-		p.JID, p.JIDFrom = jids[0], "attribute "+s.cfg.JID.Attribute
+		p.JID, p.JIDFrom = jids[0], s.jidFrom
 	default:
 		p.JIDProblem = fmt.Sprintf("%s has %d different values: %s", s.cfg.JID.Attribute, len(jids), strings.Join(jids, ", "))
 	}

@@ -8,6 +8,7 @@ package ldapmap
 
 import (
 	"fmt"
+	"slices"
 	"strings"
 	"unicode"
 )
@@ -38,9 +39,6 @@ type Person struct {
 	// Addresses are every address of the person within the source's
 	// domains, deduplicated, the primary one first.
 	Addresses []Address `json:"a"`
-	// Mark is the entry's change mark (uSNChanged, modifyTimestamp), kept
-	// so an incremental sync knows its high-water mark after a restart.
-	Mark string `json:"k,omitempty"`
 }
 
 // Address is one address a person claims and the fact it came from.
@@ -162,7 +160,8 @@ func (a *addressAdder) add(attr, raw, value string, primary bool) {
 	a.list = append(a.list, Address{Address: addr, Attr: attr, Raw: raw, Primary: primary})
 }
 
-// result returns the addresses with the primary one first.
+// result returns the addresses with the primary one first, in a slice of
+// exactly their number (this is kept for every person).
 func (a *addressAdder) result() []Address {
 	for i := range a.list {
 		if a.list[i].Primary && i > 0 {
@@ -172,7 +171,7 @@ func (a *addressAdder) result() []Address {
 			break
 		}
 	}
-	return a.list
+	return slices.Clone(a.list)
 }
 
 func domainSet(domains []string) map[string]bool {

