@@ -70,14 +70,14 @@ func runResolve(ctx context.Context, args []string, out, errOut io.Writer) error
 		fmt.Fprint(out, r.String())
 		for _, l := range liveRes {
 			if l.Error != "" {
-				fmt.Fprintf(out, "  %-10s %s: %s\n", "live:", l.Source, l.Error)
+				fmt.Fprintf(out, "  %-11s %s: %s\n", "live:", l.Source, l.Error)
 				continue
 			}
 			if len(l.People) == 0 {
-				fmt.Fprintf(out, "  %-10s %s: no enabled entry holds it now\n", "live:", l.Source)
+				fmt.Fprintf(out, "  %-11s %s: no enabled entry holds it now\n", "live:", l.Source)
 			}
 			for _, p := range l.People {
-				fmt.Fprintf(out, "  %-10s %s: %s → %s\n", "live:", l.Source, p.DN, cmp.Or(p.JID, p.JIDProblem))
+				fmt.Fprintf(out, "  %-11s %s: %s → %s\n", "live:", l.Source, p.DN, cmp.Or(p.JID, p.JIDProblem))
 			}
 		}
 	}

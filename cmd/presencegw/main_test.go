@@ -1,0 +1,288 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/presencegw/presencegw/internal/testenv"
+)
+
+// cli runs the command line in-process and returns exit code and output.
+func cli(t *testing.T, args ...string) (int, string, string) {
+	t.Helper()
+	var out, errOut bytes.Buffer
+	code := run(context.Background(), args, &out, &errOut)
+	return code, out.String(), errOut.String()
+}
+
+func TestHelpOnEveryCommand(t *testing.T) {
+	for _, c := range commands {
+		code, _, errOut := cli(t, c.name, "--help")
+		if code != 0 || !strings.Contains(errOut, "usage: presencegw "+c.name) {
+			t.Errorf("%s --help: exit %d, output %q", c.name, code, errOut)
+		}
+	}
+	if code, _, errOut := cli(t); code != 2 || !strings.Contains(errOut, "resolve") {
+		t.Errorf("no command: exit %d, %q", code, errOut)
+	}
+	if code, _, errOut := cli(t, "frobnicate"); code != 2 || !strings.Contains(errOut, `unknown command "frobnicate"`) {
+		t.Errorf("unknown command: exit %d, %q", code, errOut)
+	}
+	if code, out, _ := cli(t, "version"); code != 0 || !strings.HasPrefix(out, "presencegw ") {
+		t.Errorf("version: %d %q", code, out)
+	}
+}
+
+func TestResolveDemo(t *testing.T) {
+	code, out, errOut := cli(t, "resolve", "A.Smith@Example.com")
+	if code != 0 || !strings.Contains(out, "a.smith@example.com → alice@chat.example.com") || !strings.Contains(out, `matched:    aliases "a.smith@example.com"`) {
+		t.Errorf("resolve: exit %d\n%s%s", code, out, errOut)
+	}
+	// Not found and conflicts exit 1, so scripts can tell.
+	code, out, _ = cli(t, "resolve", "--json", "grace@example.com", "support@example.com")
+	if code != 1 {
+		t.Errorf("unresolved addresses: exit %d, want 1", code)
+	}
+	dec := json.NewDecoder(strings.NewReader(out))
+	var statuses []string
+	for dec.More() {
+		var r struct{ Status string }
+		if err := dec.Decode(&r); err != nil {
+			t.Fatal(err)
+		}
+		statuses = append(statuses, r.Status)
+	}
+	if fmt.Sprint(statuses) != "[not_found conflict]" {
+		t.Errorf("statuses = %v", statuses)
+	}
+	if code, _, errOut := cli(t, "resolve"); code != 2 || !strings.Contains(errOut, "give at least one address") {
+		t.Errorf("resolve without address: %d %q", code, errOut)
+	}
+	if code, out, _ := cli(t, "conflicts"); code != 0 || !strings.Contains(out, "support@example.com: unresolved conflict") {
+		t.Errorf("conflicts: %d %q", code, out)
+	}
+}
+
+func TestBadConfigReportsEveryProblem(t *testing.T) {
+	dir := t.TempDir()
+	path := filepath.Join(dir, "config.yaml")
+	os.WriteFile(path, []byte(`listen: 127.0.0.1:8080
+store: state.db
+ldap:
+  - name: corp
+    url: http://dc1.example.com
+    base_dn: dc=example,dc=com
+    user_filter: "(objectClass=user"
+    jid:
+      attribute: jabberID
+`), 0o600)
+	code, _, errOut := cli(t, "serve", "-c", path)
+	for _, want := range []string{
+		path + ":5: ldap[0].url: scheme must be ldap or ldaps, not \"http\"",
+		path + ":7: ldap[0].user_filter:",
+	} {
+		if !strings.Contains(errOut, want) {
+			t.Errorf("serve with a bad config: exit %d, output lacks %q:\n%s", code, want, errOut)
+		}
+	}
+	if code != 1 {
+		t.Errorf("exit %d, want 1", code)
+	}
+}
+
+// writeConfig writes a config over a real slapd and returns its path.
+func writeConfig(t *testing.T, slapd *testenv.Slapd, listen string) string {
+	dir := t.TempDir()
+	os.WriteFile(filepath.Join(dir, "pw"), []byte(slapd.BindPW), 0o600)
+	path := filepath.Join(dir, "config.yaml")
+	os.WriteFile(path, []byte(fmt.Sprintf(`listen: %s
+store: state.db
+directory:
+  incremental_interval: 1s
+ldap:
+  - name: corp
+    url: %s
+    bind_dn: %s
+    bind_password_file: pw
+    base_dn: ou=Users,dc=example,dc=com
+    user_filter: (objectClass=user)
+    page_size: 100
+    jid:
+      template: "{{.sAMAccountName}}@chat.example.com"
+`, listen, slapd.URL, slapd.BindDN)), 0o600)
+	return path
+}
+
+func usersLDIF(t *testing.T, n int) string {
+	var b bytes.Buffer
+	if err := testenv.GenerateUsersLDIF(&b, "dc=example,dc=com", n, 1); err != nil {
+		t.Fatal(err)
+	}
+	return b.String()
+}
+
+func TestSyncResolveOverride(t *testing.T) {
+	slapd := testenv.StartSlapd(t, testenv.SlapdOptions{LDIF: []string{usersLDIF(t, 250)}})
+	cfg := writeConfig(t, slapd, "127.0.0.1:0")
+
+	code, _, errOut := cli(t, "resolve", "-c", cfg, "user000001@example.com")
+	if code != 1 || !strings.Contains(errOut, "never synced") || !strings.Contains(errOut, "presencegw sync -c") {
+		t.Errorf("resolve before sync: %d %q", code, errOut)
+	}
+	code, out, errOut := cli(t, "sync", "-c", cfg)
+	// 250 users, every 50th disabled.
+	if code != 0 || !regexpMatch(`corp\s+245\s+735\s+5\s`, out) || !strings.Contains(out, "index: 245 people, 735 addresses, 0 conflicts") {
+		t.Errorf("sync: exit %d\n%s%s", code, out, errOut)
+	}
+	code, out, _ = cli(t, "resolve", "-c", cfg, "U.000007@example.com")
+	if code != 0 || !strings.Contains(out, "u.000007@example.com → user000007@chat.example.com") || !strings.Contains(out, "dn:         cn=User 000007,ou=Users,dc=example,dc=com") {
+		t.Errorf("resolve: %d\n%s", code, out)
+	}
+	code, out, _ = cli(t, "resolve", "-c", cfg, "--live", "user000007@example.com")
+	if code != 0 || !strings.Contains(out, "live:       corp: cn=User 000007,ou=Users,dc=example,dc=com → user000007@chat.example.com") {
+		t.Errorf("resolve --live: %d\n%s", code, out)
+	}
+	if code, out, errOut := cli(t, "override", "-c", cfg, "--note", "renamed", "set", "user000007@example.com", "seven@chat.example.com"); code != 0 {
+		t.Fatalf("override set: %d %s %s", code, out, errOut)
+	}
+	code, out, _ = cli(t, "resolve", "-c", cfg, "user000007@example.com")
+	if code != 0 || !strings.Contains(out, "→ seven@chat.example.com") || !strings.Contains(out, `"renamed"`) {
+		t.Errorf("resolve after override: %d\n%s", code, out)
+	}
+	if code, out, _ := cli(t, "override", "-c", cfg, "list"); code != 0 || !strings.Contains(out, "user000007@example.com → seven@chat.example.com") {
+		t.Errorf("override list: %d %q", code, out)
+	}
+	if code, _, errOut := cli(t, "override", "-c", cfg, "set", "user000007@example.com", "bad jid/with resource"); code != 1 || !strings.Contains(errOut, "not a bare JID") {
+		t.Errorf("override with bad JID: %d %q", code, errOut)
+	}
+	if code, _, _ := cli(t, "override", "-c", cfg, "delete", "user000007@example.com"); code != 0 {
+		t.Errorf("override delete: %d", code)
+	}
+	if code, out, _ := cli(t, "doctor", "-c", cfg); code != 0 || !strings.Contains(out, "ldap corp: ok") {
+		t.Errorf("doctor: %d %q", code, out)
+	}
+	slapd.Stop(t)
+	if code, out, _ := cli(t, "doctor", "-c", cfg); code != 1 || !strings.Contains(out, "ldap corp: FAILED") {
+		t.Errorf("doctor with slapd down: %d %q", code, out)
+	}
+}
+
+// syncBuffer is a bytes.Buffer safe for the server goroutine and the test.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
+}
+
+func TestServeHealthAndGracefulShutdown(t *testing.T) {
+	slapd := testenv.StartSlapd(t, testenv.SlapdOptions{LDIF: []string{usersLDIF(t, 20)}})
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := ln.Addr().String()
+	ln.Close()
+	cfg := writeConfig(t, slapd, addr)
+	ctx, cancel := context.WithCancel(context.Background())
+	var logs syncBuffer
+	done := make(chan int)
+	go func() { done <- run(ctx, []string{"serve", "-c", cfg}, io.Discard, &logs) }()
+
+	get := func(path string) (int, string) {
+		resp, err := http.Get("http://" + addr + path)
+		if err != nil {
+			return 0, err.Error()
+		}
+		defer resp.Body.Close()
+		b, _ := io.ReadAll(resp.Body)
+		return resp.StatusCode, string(b)
+	}
+	var code int
+	var body string
+	for i := 0; i < 100; i++ {
+		if code, body = get("/readyz"); code == http.StatusOK {
+			break
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	if code != http.StatusOK {
+		t.Fatalf("/readyz = %d %s\nlogs:\n%s", code, body, logs.String())
+	}
+	if code, body := get("/healthz"); code != 200 || !strings.Contains(body, `"ok"`) {
+		t.Errorf("/healthz = %d %s", code, body)
+	}
+	if code, body := get("/metrics"); code != 200 || !strings.Contains(body, "presencegw_directory_people 20") {
+		t.Errorf("/metrics = %d, lacks the people gauge:\n%.500s", code, body)
+	}
+	if code, body := get("/nope"); code != 404 || !strings.Contains(body, `"error"`) {
+		t.Errorf("/nope = %d %s", code, body)
+	}
+	cancel()
+	select {
+	case code := <-done:
+		if code != 0 {
+			t.Errorf("serve exited %d after SIGTERM-like cancel\n%s", code, logs.String())
+		}
+	case <-time.After(15 * time.Second):
+		t.Fatal("serve did not shut down")
+	}
+	for _, want := range []string{"msg=\"presencegw listening\"", "msg=\"directory full sync done\" source=corp people=20", "msg=\"shutting down\"", "msg=stopped"} {
+		if !strings.Contains(logs.String(), want) {
+			t.Errorf("logs lack %q:\n%s", want, logs.String())
+		}
+	}
+}
+
+func TestDemoServes(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := ln.Addr().String()
+	ln.Close()
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	var logs syncBuffer
+	done := make(chan int, 1)
+	go func() { done <- run(ctx, []string{"demo", "--listen", addr}, io.Discard, &logs) }()
+	ok := false
+	for i := 0; i < 100 && !ok; i++ {
+		if resp, err := http.Get("http://" + addr + "/readyz"); err == nil {
+			ok = resp.StatusCode == 200
+			resp.Body.Close()
+		}
+		time.Sleep(30 * time.Millisecond)
+	}
+	if !ok {
+		t.Fatalf("demo never became ready:\n%s", logs.String())
+	}
+	cancel()
+	if code := <-done; code != 0 {
+		t.Errorf("demo exited %d", code)
+	}
+}
+
+func regexpMatch(pattern, s string) bool { return regexp.MustCompile(pattern).MatchString(s) }
