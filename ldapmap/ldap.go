@@ -169,12 +169,12 @@ func (s *LDAPSource) Name() string { return s.cfg.Name }
 func (s *LDAPSource) Priority() int { return s.cfg.Priority }
 
 // connect dials the configured URLs in order and binds, returning the
-// first that works and the URL it came from.
-func (s *LDAPSource) connect(ctx context.Context) (*ldap.Conn, string, error) {
+// first that works, the URL it came from, and the function that closes it.
+func (s *LDAPSource) connect(ctx context.Context) (*ldap.Conn, string, func(), error) {
 	var errs []error
 	for _, raw := range s.cfg.URL {
 		if err := ctx.Err(); err != nil {
-			return nil, "", err
+			return nil, "", nil, err
 		}
 		c, err := s.dial(ctx, raw)
 		if err != nil {
@@ -182,9 +182,12 @@ func (s *LDAPSource) connect(ctx context.Context) (*ldap.Conn, string, error) {
 			errs = append(errs, err)
 			continue
 		}
-		return c, raw, nil
+		// Cancelling ctx (shutdown) closes the connection, so a request
+		// in flight ends now instead of after its timeout.
+		stop := context.AfterFunc(ctx, func() { c.Close() })
+		return c, raw, func() { stop(); c.Close() }, nil
 	}
-	return nil, "", fmt.Errorf("%w: %w", ErrUnreachable, errors.Join(errs...))
+	return nil, "", nil, fmt.Errorf("%w: %w", ErrUnreachable, errors.Join(errs...))
 }
 
 // ErrUnreachable means no configured server of a source answered; the last
@@ -258,11 +261,11 @@ func (s *LDAPSource) search(ctx context.Context, c *ldap.Conn, filter string, at
 // Full implements Source: it reads every enabled person, and the DNs of
 // disabled ones to count them.
 func (s *LDAPSource) Full(ctx context.Context, progress func(entries int)) (*Snapshot, error) {
-	c, server, err := s.connect(ctx)
+	c, server, done, err := s.connect(ctx)
 	if err != nil {
 		return nil, fmt.Errorf("ldap source %s: %w", s.cfg.Name, err)
 	}
-	defer c.Close()
+	defer done()
 	snap := &Snapshot{People: map[string]*Person{}}
 	mark := ""
 	if s.cfg.DisabledFilter != "" {
@@ -301,11 +304,11 @@ func (s *LDAPSource) Changes(ctx context.Context, cur Cursor) (*Delta, error) {
 	if cur.Mark == "" {
 		return nil, ErrNeedFull
 	}
-	c, server, err := s.connect(ctx)
+	c, server, done, err := s.connect(ctx)
 	if err != nil {
 		return nil, fmt.Errorf("ldap source %s: %w", s.cfg.Name, err)
 	}
-	defer c.Close()
+	defer done()
 	if s.numericMark && server != cur.Server {
 		return nil, fmt.Errorf("%w: %s counts changes per server and the cursor is from %s, now connected to %s",
 			ErrNeedFull, s.cfg.ChangeAttribute, cur.Server, server)
@@ -379,11 +382,11 @@ func (s *LDAPSource) Lookup(ctx context.Context, addr string) ([]*Person, error)
 	if err != nil {
 		return nil, err
 	}
-	c, _, err := s.connect(ctx)
+	c, _, done, err := s.connect(ctx)
 	if err != nil {
 		return nil, fmt.Errorf("ldap source %s: %w", s.cfg.Name, err)
 	}
-	defer c.Close()
+	defer done()
 	a := s.cfg.Attributes
 	esc := ldap.EscapeFilter(addr)
 	var or []string

@@ -525,3 +525,71 @@ func TestCheckLDAPConfig(t *testing.T) {
 		}
 	}
 }
+
+// JIDs can come from a template over any attribute (also hyphenated ones,
+// with index), the primary address's local part, or a SIP attribute.
+func TestLDAPJIDRules(t *testing.T) {
+	d := startDirectories(t, 0)
+	t.Setenv("PRESENCEGW_TEST_PW", d.ad.BindPW)
+	tests := []struct {
+		jid  string // the jid: block of the config
+		want map[string]string
+	}{
+		{`template: "{{.localpart}}@chat.{{.domain}}"`, map[string]string{
+			"alice@example.com": "alice@chat.example.com", "dave@example.com": "d.brown@chat.example.com",
+			"fmiller@example.com": "frank.miller@chat.example.com"}},
+		{`template: "{{index . \"msRTCSIP-PrimaryUserAddress\"}}"`, map[string]string{
+			"alice@example.com": "alice@example.com", "dave@example.com": "dave.brown@example.com",
+			"carol@example.com": ""}}, // carol has no SIP address: no JID, skipped
+		{`attribute: msRTCSIP-PrimaryUserAddress`, map[string]string{
+			"d.brown@example.com": "dave.brown@example.com", "carol@example.com": ""}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.jid, func(t *testing.T) {
+			cfg := parseConfig(t, fmt.Sprintf(`
+ldap:
+  - name: ad
+    url: %s
+    bind_dn: %s
+    bind_password_env: PRESENCEGW_TEST_PW
+    base_dn: ou=Users,dc=example,dc=com
+    user_filter: (objectClass=user)
+    jid:
+      %s
+`, d.ad.URL, d.ad.BindDN, tt.jid))
+			s, err := NewLDAPSource(cfg.LDAP[0], quietLog())
+			if err != nil {
+				t.Fatal(err)
+			}
+			snap, err := s.Full(context.Background(), nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			ix := buildIndex([]sourcePeople{{name: "ad", people: snap.People}}, nil)
+			for addr, jid := range tt.want {
+				if r := ix.Resolve(addr); r.JID != jid {
+					t.Errorf("%s → %q, want %q", addr, r.JID, jid)
+				}
+			}
+		})
+	}
+}
+
+// Shutdown cancels a sync: it ends at once and changes nothing.
+func TestLDAPSyncCancelled(t *testing.T) {
+	d := startDirectories(t, 600)
+	dir, _ := d.open(t, filepath.Join(t.TempDir(), "state.db"))
+	if _, err := dir.SyncFull(context.Background(), nil); err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	_, err := dir.SyncFull(ctx, func(p Progress) {
+		if p.Entries >= 100 {
+			cancel()
+		}
+	})
+	if !errors.Is(err, context.Canceled) {
+		t.Errorf("cancelled sync: %v, want context.Canceled", err)
+	}
+	checkResolve(t, dir, []want{{query: "user000301@example.com", status: StatusResolved, jid: "user000301@chat.example.com"}})
+}

@@ -146,6 +146,9 @@ func TestSyncResolveOverride(t *testing.T) {
 	if code != 0 || !regexpMatch(`corp\s+245\s+735\s+5\s`, out) || !strings.Contains(out, "index: 245 people, 735 addresses, 0 conflicts") {
 		t.Errorf("sync: exit %d\n%s%s", code, out, errOut)
 	}
+	if !regexpMatch(`(?m)^corp: 100 entries, \d+/s, [\d.]+m?s$`, errOut) {
+		t.Errorf("sync progress missing (entries, rate, elapsed):\n%s", errOut)
+	}
 	code, out, _ = cli(t, "resolve", "-c", cfg, "U.000007@example.com")
 	if code != 0 || !strings.Contains(out, "u.000007@example.com → user000007@chat.example.com") || !strings.Contains(out, "dn:         cn=User 000007,ou=Users,dc=example,dc=com") {
 		t.Errorf("resolve: %d\n%s", code, out)
