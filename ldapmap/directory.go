@@ -315,15 +315,11 @@ func (d *Directory) syncSource(ctx context.Context, s Source, full bool, progres
 	if err != nil {
 		return r, false, err
 	}
-	old := d.people[name]
-	for dn := range old {
-		if _, ok := snap.People[dn]; !ok {
-			r.Removed++
-		}
-	}
-	if err := d.saveSnapshot(name, snap.People); err != nil {
+	n, err := d.saveSnapshot(name, snap.People)
+	if err != nil {
 		return r, false, err
 	}
+	r.Removed = n
 	d.people[name] = snap.People
 	now := d.now()
 	*st = sourceState{Cursor: snap.Cursor, LastFull: now, LastSync: now, Stats: snap.Stats}
@@ -379,16 +375,35 @@ func (d *Directory) applyDelta(name string, delta *Delta) (int, error) {
 	return len(puts), nil
 }
 
-func (d *Directory) saveSnapshot(name string, people map[string]*Person) error {
-	puts := make(map[string][]byte, len(people))
+// saveSnapshot brings the store's copy of a source up to a full read,
+// writing only the entries that differ (a full sync of an unchanged
+// directory writes nothing) in one transaction. It returns how many
+// entries were removed.
+func (d *Directory) saveSnapshot(name string, people map[string]*Person) (int, error) {
+	old := d.people[name]
+	puts := map[string][]byte{}
+	var dels []string
 	for dn, p := range people {
 		v, err := json.Marshal(p)
 		if err != nil {
-			return fmt.Errorf("directory %s: encode %s: %w", name, dn, err)
+			return 0, fmt.Errorf("directory %s: encode %s: %w", name, dn, err)
+		}
+		if o, ok := old[dn]; ok {
+			if ov, _ := json.Marshal(o); bytes.Equal(ov, v) {
+				continue
+			}
 		}
 		puts[dn] = v
 	}
-	return d.store.Write(bucketPeople+name, true, puts, nil)
+	for dn := range old {
+		if _, ok := people[dn]; !ok {
+			dels = append(dels, dn)
+		}
+	}
+	if len(puts) == 0 && len(dels) == 0 {
+		return 0, nil
+	}
+	return len(dels), d.store.Write(bucketPeople+name, false, puts, dels)
 }
 
 func (d *Directory) saveState(name string) error {
