@@ -205,10 +205,37 @@ func (s *LDAPSource) dial(ctx context.Context, raw string) (*ldap.Conn, error) {
 	if dl, ok := ctx.Deadline(); ok && time.Until(dl) < timeout {
 		timeout = time.Until(dl)
 	}
-	c, err := ldap.DialURL(raw, ldap.DialWithDialer(&net.Dialer{Timeout: timeout}), ldap.DialWithTLSConfig(tlsCfg))
+	// The socket is dialled here rather than by ldap.DialURL so that one
+	// deadline on it bounds connecting, the TLS handshake and the bind,
+	// and cancelling ctx aborts them: go-ldap's StartTLS runs its
+	// handshake without any timeout, so a server that stalls it would
+	// hang the sync (and shutdown) for ever.
+	port := u.Port()
+	if port == "" {
+		port = "389"
+		if u.Scheme == "ldaps" {
+			port = "636"
+		}
+	}
+	deadline := time.Now().Add(timeout)
+	nc, err := (&net.Dialer{Deadline: deadline}).DialContext(ctx, "tcp", net.JoinHostPort(u.Hostname(), port))
 	if err != nil {
 		return nil, fmt.Errorf("ldap dial %s: %w", raw, err)
 	}
+	_ = nc.SetDeadline(deadline)
+	stop := context.AfterFunc(ctx, func() { _ = nc.SetDeadline(time.Now()) })
+	defer stop()
+	conn := nc
+	if u.Scheme == "ldaps" {
+		tc := tls.Client(nc, tlsCfg)
+		if err := tc.Handshake(); err != nil {
+			nc.Close()
+			return nil, fmt.Errorf("ldap dial %s: %w", raw, err)
+		}
+		conn = tc
+	}
+	c := ldap.NewConn(conn, u.Scheme == "ldaps")
+	c.Start()
 	c.SetTimeout(s.cfg.Timeout.D())
 	if s.cfg.StartTLS && u.Scheme == "ldap" {
 		if err := c.StartTLS(tlsCfg); err != nil {
@@ -222,6 +249,11 @@ func (s *LDAPSource) dial(ctx context.Context, raw string) (*ldap.Conn, error) {
 			return nil, fmt.Errorf("ldap bind %s as %s: %w", raw, s.cfg.BindDN, err)
 		}
 	}
+	if !stop() {
+		c.Close()
+		return nil, fmt.Errorf("ldap %s: %w", raw, ctx.Err())
+	}
+	_ = nc.SetDeadline(time.Time{}) // requests have their own timeout
 	return c, nil
 }
 

@@ -78,6 +78,14 @@ type SlapdOptions struct {
 	// big generated data sets (see GenerateUsersLDIF) to avoid holding the
 	// text in memory.
 	LDIFFiles []string
+	// TLS makes slapd also serve TLS: StartTLS on URL and LDAPS on a second
+	// port, LDAPSURL, with a server certificate for IP 127.0.0.1 and DNS
+	// localhost issued by a throwaway CA (Slapd.CAFile). Clients must trust
+	// CAFile, and must not trust WrongCAFile, an unrelated CA for negative
+	// tests. The certificates are RSA 2048, generated once per test binary
+	// and shared by all its TLS slapds; they are valid for a week. Client
+	// certificates are not requested.
+	TLS bool
 
 	// editConfig, if set, rewrites the generated cn=config LDIF; tests use
 	// it to compare timings without some indexes.
@@ -89,7 +97,20 @@ type SlapdOptions struct {
 // simulate the directory going away and coming back.
 type Slapd struct {
 	// URL is ldap://127.0.0.1:PORT. It does not change across Stop/Start.
+	// With SlapdOptions.TLS it also accepts StartTLS.
 	URL string
+	// LDAPSURL is ldaps://127.0.0.1:PORT2, a second port where slapd speaks
+	// TLS from the first byte, if SlapdOptions.TLS is set; otherwise it is
+	// empty. It does not change across Stop/Start.
+	LDAPSURL string
+	// CAFile is the PEM file of the CA that issued slapd's certificate, for
+	// a client's trusted roots (ca_file, LDAPTLS_CACERT), if
+	// SlapdOptions.TLS is set; otherwise it is empty.
+	CAFile string
+	// WrongCAFile is the PEM file of another CA, which did not issue slapd's
+	// certificate: a client trusting only it must refuse the server. It is
+	// set only with SlapdOptions.TLS.
+	WrongCAFile string
 	// Suffix is the naming context (SlapdOptions.Suffix or the default).
 	Suffix string
 	// RootDN and RootPW (cn=admin,<suffix> / admin-secret) are the
@@ -120,8 +141,9 @@ type Slapd struct {
 
 // StartSlapd creates a temporary slapd configuration and database, loads the
 // base entries and opts' LDIF with slapadd, starts slapd on a random
-// 127.0.0.1 port and waits until it answers. slapd is stopped by t.Cleanup.
-// Any failure, including a missing slapd binary, is fatal.
+// 127.0.0.1 port (two with opts.TLS: ldap:// and ldaps://) and waits until it
+// answers on the ldap:// one. slapd is stopped by t.Cleanup. Any failure,
+// including a missing slapd binary, is fatal.
 func StartSlapd(t testing.TB, opts SlapdOptions) *Slapd {
 	t.Helper()
 	suffix := opts.Suffix
@@ -164,7 +186,12 @@ func StartSlapd(t testing.TB, opts SlapdOptions) *Slapd {
 	if err != nil {
 		t.Fatalf("testenv: %v", err)
 	}
+	tlsAttrs := ""
+	if opts.TLS {
+		tlsAttrs = s.writeTLS(t)
+	}
 	config := strings.NewReplacer(
+		"@TLS@\n", tlsAttrs,
 		"@DIR@", s.Dir,
 		"@MODULEDIR@", moduleDir,
 		"@SCHEMADIR@", schemaDir,
@@ -206,17 +233,21 @@ func StartSlapd(t testing.TB, opts SlapdOptions) *Slapd {
 	launchStart := time.Now()
 	var failures []string
 	for attempt := 1; attempt <= portAttempts; attempt++ {
-		port, err := freePort()
+		n := 1
+		if opts.TLS {
+			n = 2
+		}
+		ports, err := freePorts(n)
 		if err != nil {
 			t.Fatalf("testenv: choosing a port: %v", err)
 		}
-		s.setPort(port)
+		s.setPorts(ports)
 		err = s.launch(startTimeout)
 		if err == nil {
 			s.startTime = time.Since(launchStart)
 			return s
 		}
-		failures = append(failures, fmt.Sprintf("attempt %d on port %d: %v", attempt, port, err))
+		failures = append(failures, fmt.Sprintf("attempt %d on %s: %v", attempt, s.urls(), err))
 		if !errors.Is(err, errExited) {
 			break // a hang or timeout will not be fixed by another port
 		}
@@ -236,10 +267,10 @@ func (s *Slapd) Stop(t testing.TB) {
 	}
 }
 
-// Start starts a stopped slapd again on the same port with the same data, to
-// test recovery. If the port is briefly unavailable (another process took it,
-// or the old socket lingers) it retries for about 5 seconds. Calling Start
-// while slapd is running is a test bug and fatal.
+// Start starts a stopped slapd again on the same port (both ports, with TLS)
+// with the same data, to test recovery. If a port is briefly unavailable
+// (another process took it, or the old socket lingers) it retries for about
+// 5 seconds. Calling Start while slapd is running is a test bug and fatal.
 func (s *Slapd) Start(t testing.TB) {
 	t.Helper()
 	s.mu.Lock()
@@ -261,7 +292,7 @@ func (s *Slapd) Start(t testing.TB) {
 		}
 		time.Sleep(200 * time.Millisecond)
 	}
-	t.Fatalf("testenv: slapd did not restart on %s:\n%s\n--- %s:\n%s", s.URL,
+	t.Fatalf("testenv: slapd did not restart on %s:\n%s\n--- %s:\n%s", s.urls(),
 		strings.Join(failures, "\n"), filepath.Join(s.Dir, "slapd.log"), s.log())
 }
 
@@ -511,23 +542,81 @@ func (s *Slapd) ldapmodify(t testing.TB, stdin io.Reader, path string) {
 	}
 }
 
-func (s *Slapd) setPort(port int) {
-	s.port = port
-	s.URL = "ldap://127.0.0.1:" + strconv.Itoa(port)
-}
-
-// freePort asks the kernel for a free port. Another process may take it
-// before slapd binds it; StartSlapd retries on another port in that case.
-func freePort() (int, error) {
-	l, err := net.Listen("tcp4", "127.0.0.1:0")
+// writeTLS writes the certificate material into s.Dir, sets CAFile and
+// WrongCAFile, and returns the cn=config attribute lines that point slapd at
+// it.
+func (s *Slapd) writeTLS(t testing.TB) string {
+	t.Helper()
+	m, err := testTLS()
 	if err != nil {
-		return 0, err
+		t.Fatalf("testenv: generating TLS certificates: %v", err)
 	}
-	port := l.Addr().(*net.TCPAddr).Port
-	return port, l.Close()
+	// slapd runs without -u, as the user running the test, who owns these
+	// files: 0600 lets it read the key and keeps others out. (GnuTLS, unlike
+	// ssh, does not insist on any particular mode.)
+	for _, f := range []struct {
+		name string
+		data []byte
+		perm os.FileMode
+	}{
+		{"ca.pem", m.caPEM, 0o644},
+		{"wrong-ca.pem", m.wrongCAPEM, 0o644},
+		{"server.pem", m.certPEM, 0o644},
+		{"server.key", m.keyPEM, 0o600},
+	} {
+		if err := os.WriteFile(filepath.Join(s.Dir, f.name), f.data, f.perm); err != nil {
+			t.Fatalf("testenv: %v", err)
+		}
+	}
+	s.CAFile = filepath.Join(s.Dir, "ca.pem")
+	s.WrongCAFile = filepath.Join(s.Dir, "wrong-ca.pem")
+	return "olcTLSCACertificateFile: " + s.CAFile + "\n" +
+		"olcTLSCertificateFile: " + filepath.Join(s.Dir, "server.pem") + "\n" +
+		"olcTLSCertificateKeyFile: " + filepath.Join(s.Dir, "server.key") + "\n"
 }
 
-// launch starts slapd on s.port and waits until it answers a rootDSE search.
+// setPorts sets the ldap:// port and URL from ports[0] and, if there is a
+// second port (TLS), the ldaps:// URL from ports[1].
+func (s *Slapd) setPorts(ports []int) {
+	s.port = ports[0]
+	s.URL = "ldap://127.0.0.1:" + strconv.Itoa(ports[0])
+	if len(ports) > 1 {
+		s.LDAPSURL = "ldaps://127.0.0.1:" + strconv.Itoa(ports[1])
+	}
+}
+
+// urls is the list of URLs slapd listens on, for slapd -h and messages.
+func (s *Slapd) urls() string {
+	u := s.URL + "/"
+	if s.LDAPSURL != "" {
+		u += " " + s.LDAPSURL + "/"
+	}
+	return u
+}
+
+// freePorts asks the kernel for n distinct free ports, holding them all
+// open until the last is chosen. Another process may take one before slapd
+// binds it; StartSlapd retries on other ports in that case.
+func freePorts(n int) ([]int, error) {
+	ports := make([]int, 0, n)
+	var listeners []net.Listener
+	defer func() {
+		for _, l := range listeners {
+			l.Close()
+		}
+	}()
+	for range n {
+		l, err := net.Listen("tcp4", "127.0.0.1:0")
+		if err != nil {
+			return nil, err
+		}
+		listeners = append(listeners, l)
+		ports = append(ports, l.Addr().(*net.TCPAddr).Port)
+	}
+	return ports, nil
+}
+
+// launch starts slapd on s.urls() and waits until it answers a rootDSE search.
 // If slapd exits meanwhile the error wraps errExited; on any error slapd is
 // not running afterwards.
 func (s *Slapd) launch(timeout time.Duration) error {
@@ -536,13 +625,13 @@ func (s *Slapd) launch(timeout time.Duration) error {
 	if err != nil {
 		return err
 	}
-	fmt.Fprintf(logf, "=== testenv: %s starting slapd on %s\n", time.Now().Format(time.RFC3339Nano), s.URL)
+	fmt.Fprintf(logf, "=== testenv: %s starting slapd on %s\n", time.Now().Format(time.RFC3339Nano), s.urls())
 	// Any -d keeps slapd in the foreground (it does not fork), so the
 	// child's PID is slapd's own and Wait reaps it. "-d none" rather than
 	// "-d 0": with 0, slapd prints nothing at all, not even "bind(6) failed
 	// errno=98 (Address already in use)"; with none it prints only such
 	// unconditional messages, not per-operation logs.
-	cmd := exec.Command(s.slapdPath, "-d", "none", "-h", s.URL+"/", "-F", filepath.Join(s.Dir, "slapd.d"))
+	cmd := exec.Command(s.slapdPath, "-d", "none", "-h", s.urls(), "-F", filepath.Join(s.Dir, "slapd.d"))
 	cmd.Stdout, cmd.Stderr = logf, logf
 	err = cmd.Start()
 	logf.Close() // the child has its own copy

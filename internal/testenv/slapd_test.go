@@ -2,8 +2,11 @@ package testenv
 
 import (
 	"bytes"
+	"crypto/tls"
+	"crypto/x509"
 	"errors"
 	"fmt"
+	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -328,5 +331,108 @@ func TestBigDirectory(t *testing.T) {
 		s.Start(t)
 		t.Logf("%s: Stop %v, Start %v", tc.name, t3.Sub(t2).Round(time.Millisecond), time.Since(t3).Round(time.Millisecond))
 		s.Stop(t)
+	}
+}
+
+// TestSlapdTLS checks the TLS listeners with OpenLDAP's own client: LDAPS on
+// LDAPSURL and StartTLS (-ZZ, required) on URL succeed when CAFile is
+// trusted and fail on the certificate when only WrongCAFile is, before and
+// after a restart. A bare crypto/tls handshake checks both names of the
+// certificate (ldapsearch cannot: for "localhost" libldap checks the name
+// 127.0.0.1 reverse-resolves to instead).
+func TestSlapdTLS(t *testing.T) {
+	t.Parallel()
+	t0 := time.Now()
+	s := StartSlapd(t, SlapdOptions{TLS: true})
+	t.Logf("StartSlapd with TLS: %v (slapadd %v, start %v)", time.Since(t0).Round(time.Millisecond),
+		s.loadTime.Round(time.Millisecond), s.startTime.Round(time.Millisecond))
+	if !strings.HasPrefix(s.LDAPSURL, "ldaps://127.0.0.1:") || s.LDAPSURL == strings.Replace(s.URL, "ldap:", "ldaps:", 1) {
+		t.Fatalf("LDAPSURL %q: want ldaps://127.0.0.1 on a port other than URL's (%s)", s.LDAPSURL, s.URL)
+	}
+	pools := map[string]*x509.CertPool{}
+	for _, f := range []string{s.CAFile, s.WrongCAFile} {
+		b, err := os.ReadFile(f)
+		pools[f] = x509.NewCertPool()
+		if err != nil || !pools[f].AppendCertsFromPEM(b) {
+			t.Fatalf("CA file %q: %v, want a PEM certificate", f, err)
+		}
+	}
+	if fi, err := os.Stat(filepath.Join(s.Dir, "server.key")); err != nil || fi.Mode().Perm() != 0o600 {
+		t.Errorf("server.key: %v, want mode 0600", err)
+	}
+
+	// search runs a base search as the service account trusting only ca.
+	// debug adds -d 1, whose trace holds the reason for a TLS failure.
+	search := func(ca string, debug bool, args ...string) (string, int) {
+		t.Helper()
+		all := []string{"-x", "-LLL", "-o", "nettimeout=5", "-D", s.BindDN, "-w", s.BindPW}
+		if debug {
+			all = append(all, "-d", "1")
+		}
+		all = append(all, args...)
+		all = append(all, "-s", "base", "-b", s.Suffix, "1.1")
+		cmd := exec.Command(s.bins["ldapsearch"], all...)
+		// LDAPTLS_CACERT overrides TLS_CACERT of /etc/ldap/ldap.conf.
+		cmd.Env = append(os.Environ(), "LDAPTLS_CACERT="+ca, "LDAPTLS_REQCERT=demand")
+		out, err := cmd.CombinedOutput()
+		var exit *exec.ExitError
+		if err != nil && !errors.As(err, &exit) {
+			t.Fatalf("running ldapsearch: %v", err)
+		}
+		return string(out), cmd.ProcessState.ExitCode()
+	}
+	check := func(when string) {
+		t.Helper()
+		for _, tc := range []struct {
+			name string
+			args []string
+		}{
+			{"ldaps", []string{"-H", s.LDAPSURL}},
+			{"starttls", []string{"-H", s.URL, "-ZZ"}},
+		} {
+			if out, code := search(s.CAFile, false, tc.args...); code != 0 || !strings.Contains(out, "dn: "+s.Suffix) {
+				t.Errorf("%s, %s trusting CAFile: exit %d\n%s", when, tc.name, code, out)
+			}
+			// Exit 255 (can't contact server) for LDAPS, 1 for StartTLS.
+			if out, code := search(s.WrongCAFile, true, tc.args...); code == 0 || !strings.Contains(out, "TLS: peer cert untrusted") {
+				t.Errorf("%s, %s trusting WrongCAFile: exit %d, want a certificate error\n%s", when, tc.name, code, out)
+			}
+		}
+		addr := strings.TrimPrefix(s.LDAPSURL, "ldaps://")
+		for _, tc := range []struct {
+			ca, name string
+			ok       bool
+		}{
+			{s.CAFile, "127.0.0.1", true},
+			{s.CAFile, "localhost", true},
+			{s.CAFile, "vm.example", false},
+			{s.WrongCAFile, "127.0.0.1", false},
+		} {
+			c, err := tls.DialWithDialer(&net.Dialer{Timeout: 5 * time.Second}, "tcp", addr,
+				&tls.Config{RootCAs: pools[tc.ca], ServerName: tc.name, MinVersion: tls.VersionTLS12})
+			if err == nil {
+				c.Close()
+			}
+			if (err == nil) != tc.ok {
+				t.Errorf("%s, TLS handshake with %s as %s: %v, want ok=%v", when, addr, tc.name, err, tc.ok)
+			}
+		}
+	}
+	check("after start")
+	urls := s.URL + " " + s.LDAPSURL
+	s.Stop(t)
+	if _, code := search(s.CAFile, false, "-H", s.LDAPSURL); code != 255 {
+		t.Errorf("LDAPS search against a stopped slapd: exit %d, want 255", code)
+	}
+	s.Start(t)
+	if now := s.URL + " " + s.LDAPSURL; now != urls {
+		t.Fatalf("URLs changed across Stop/Start: %s -> %s", urls, now)
+	}
+	check("after restart")
+
+	// Without TLS, nothing of it is set.
+	plain := StartSlapd(t, SlapdOptions{})
+	if plain.LDAPSURL != "" || plain.CAFile != "" || plain.WrongCAFile != "" {
+		t.Errorf("TLS fields set without SlapdOptions.TLS: %q %q %q", plain.LDAPSURL, plain.CAFile, plain.WrongCAFile)
 	}
 }
