@@ -11,6 +11,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 
@@ -198,7 +199,7 @@ func parseYAML(path string, data []byte) ([]fileRecord, error) {
 	dec := yaml.NewDecoder(bytes.NewReader(data))
 	dec.KnownFields(true)
 	if err := dec.Decode(&doc); err != nil && !errors.Is(err, io.EOF) {
-		return nil, fmt.Errorf("%s: %s", path, strings.TrimPrefix(err.Error(), "yaml: "))
+		return nil, errors.Join(yamlErrors(path, 0, "", err)...)
 	}
 	var errs []error
 	recs := make([]fileRecord, 0, len(doc.People))
@@ -206,13 +207,49 @@ func parseYAML(path string, data []byte) ([]fileRecord, error) {
 		n := &doc.People[i]
 		var r fileRecord
 		if err := n.Decode(&r); err != nil {
-			errs = append(errs, fmt.Errorf("%s:%d: people[%d]: %s", path, n.Line, i, strings.TrimPrefix(err.Error(), "yaml: ")))
+			errs = append(errs, yamlErrors(path, n.Line, fmt.Sprintf("people[%d]", i), err)...)
 			continue
+		}
+		// Node.Decode ignores unknown keys: a misspelt "alias" would drop
+		// addresses without a word.
+		for j := 0; j+1 < len(n.Content); j += 2 {
+			if k := n.Content[j]; k.Value != "<<" && !slices.Contains(csvColumns, k.Value) {
+				errs = append(errs, fmt.Errorf("%s:%d: people[%d]: unknown field %q (fields: %s)", path, k.Line, i, k.Value, strings.Join(csvColumns, ", ")))
+			}
 		}
 		r.line = n.Line
 		recs = append(recs, r)
 	}
 	return recs, errors.Join(errs...)
+}
+
+// yamlErrors turns a yaml.v3 error, which can hold several "line N: ..."
+// messages on lines of their own, into one "file:line: what: message"
+// error each; line is used for a message without one.
+func yamlErrors(path string, line int, what string, err error) []error {
+	msgs := []string{strings.TrimPrefix(err.Error(), "yaml: ")}
+	var te *yaml.TypeError
+	if errors.As(err, &te) {
+		msgs = te.Errors
+	}
+	errs := make([]error, 0, len(msgs))
+	for _, m := range msgs {
+		l := line
+		if pre, rest, ok := strings.Cut(m, ": "); ok && strings.HasPrefix(pre, "line ") {
+			if v, err := strconv.Atoi(pre[len("line "):]); err == nil {
+				l, m = v, rest
+			}
+		}
+		loc := path
+		if l > 0 {
+			loc = fmt.Sprintf("%s:%d", path, l)
+		}
+		if what != "" {
+			loc += ": " + what
+		}
+		errs = append(errs, fmt.Errorf("%s: %s", loc, strings.ReplaceAll(m, "\n", `\n`)))
+	}
+	return errs
 }
 
 // csvColumns are the columns a people CSV may have.
@@ -232,16 +269,17 @@ func parseCSV(path string, data []byte) ([]fileRecord, error) {
 	}
 	col := map[string]int{}
 	for i, h := range header {
+		hline, _ := r.FieldPos(i) // comment lines can come first
 		h = strings.ToLower(strings.TrimSpace(strings.TrimPrefix(h, "\ufeff")))
 		known := false
 		for _, c := range csvColumns {
 			known = known || c == h
 		}
 		if !known {
-			return nil, fmt.Errorf("%s:1: column %q: unknown (columns: %s)", path, h, strings.Join(csvColumns, ", "))
+			return nil, fmt.Errorf("%s:%d: column %q: unknown (columns: %s)", path, hline, h, strings.Join(csvColumns, ", "))
 		}
 		if _, dup := col[h]; dup {
-			return nil, fmt.Errorf("%s:1: column %q: listed twice", path, h)
+			return nil, fmt.Errorf("%s:%d: column %q: listed twice", path, hline, h)
 		}
 		col[h] = i
 	}

@@ -67,13 +67,13 @@ func (a Address) RawValue() string {
 // Addresses compare case-insensitively everywhere in the gateway.
 func NormalizeAddress(s string) (string, error) {
 	s = strings.TrimSpace(s)
-	if len(s) > 6 && (s[0] == 'm' || s[0] == 'M' || s[0] == 's' || s[0] == 'S') {
-		if i := strings.IndexByte(s, ':'); i == 3 || i == 6 {
-			switch strings.ToLower(s[:i]) {
-			case "mailto", "sip":
-				s = s[i+1:]
-			}
+	// Every prefix goes ("mailto:sip:a@b"): what is left must not have one.
+	for len(s) > 6 && (s[0] == 'm' || s[0] == 'M' || s[0] == 's' || s[0] == 'S') {
+		i := strings.IndexByte(s, ':')
+		if i != 3 && i != 6 || strings.ToLower(s[:i]) != "mailto" && strings.ToLower(s[:i]) != "sip" {
+			break
 		}
+		s = s[i+1:]
 	}
 	at := strings.LastIndexByte(s, '@')
 	switch {
@@ -86,12 +86,22 @@ func NormalizeAddress(s string) (string, error) {
 	case strings.IndexByte(s, '@') != at:
 		return "", fmt.Errorf("%q has more than one @", s)
 	}
+	ascii := true
 	for _, r := range s {
 		if r < 0x20 || r == 0x7f || unicode.IsSpace(r) || r == '<' || r == '>' || r == ',' {
 			return "", fmt.Errorf("%q contains a character not allowed in an address (%q)", s, r)
 		}
+		ascii = ascii && r < 0x80
 	}
-	return strings.ToLower(s), nil
+	l := strings.ToLower(s)
+	if !ascii && l != s {
+		// Lower-casing other letters can change what was checked: "İ"
+		// becomes "i" (so "SİP:" a prefix), "Ⱥ" gains a byte, invalid
+		// UTF-8 becomes U+FFFD. Check again, so that a normalized address
+		// normalizes to itself.
+		return NormalizeAddress(l)
+	}
+	return l, nil
 }
 
 // normalizeJID lower-cases a bare JID and strips an "xmpp:" or "sip:" URI

@@ -151,7 +151,9 @@ func (d *Duration) UnmarshalYAML(n *yaml.Node) error {
 	}
 	v, err := time.ParseDuration(s)
 	if err != nil {
-		return fmt.Errorf("line %d: %q is not a duration like 90s, 5m or 6h", n.Line, s)
+		// A *yaml.TypeError lets the decoder go on with the other fields;
+		// any other error would stop it half-way.
+		return &yaml.TypeError{Errors: []string{fmt.Sprintf("line %d: %q is not a duration like 90s, 5m or 6h", n.Line, s)}}
 	}
 	*d = Duration(v)
 	return nil
@@ -190,7 +192,7 @@ type Problems struct {
 
 // Add records a problem with the field at path (as "ldap[0].url").
 func (p *Problems) Add(path, format string, args ...any) {
-	msg := fmt.Sprintf(format, args...)
+	msg := oneLine(fmt.Sprintf(format, args...))
 	loc := p.file
 	if line := p.line(path); line > 0 {
 		loc = fmt.Sprintf("%s:%d", p.file, line)
@@ -268,6 +270,11 @@ func Parse(path string, data []byte, checks ...Check) (*Config, error) {
 	dec.KnownFields(true)
 	if err := dec.Decode(c); err != nil && !errors.Is(err, io.EOF) {
 		addYAMLError(p, path, err)
+		// yaml.v3 drops a list item it cannot decode: the checks below
+		// would then name the next item, and its line, for this one's.
+		if c.lines[fmt.Sprintf("ldap[%d]", len(c.LDAP))] > 0 || c.lines[fmt.Sprintf("files[%d]", len(c.Files))] > 0 {
+			return nil, p
+		}
 	}
 	c.applyDefaults()
 	c.validate(p)
@@ -290,12 +297,19 @@ func addYAMLError(p *Problems, path string, err error) {
 		msgs = []string{err.Error()}
 	}
 	for _, m := range msgs {
+		m = oneLine(m)
 		if sm := yamlLine.FindStringSubmatch(m); sm != nil {
 			p.list = append(p.list, fmt.Sprintf("%s:%s: %s", path, sm[1], sm[2]))
 		} else {
 			p.list = append(p.list, fmt.Sprintf("%s: %s", path, strings.TrimPrefix(m, "yaml: ")))
 		}
 	}
+}
+
+// oneLine escapes line breaks, which values quoted from the file can hold,
+// so that Error keeps one problem per line.
+func oneLine(s string) string {
+	return strings.NewReplacer("\r", `\r`, "\n", `\n`).Replace(s)
 }
 
 // walkLines records the line of every mapping key and sequence item under

@@ -12,6 +12,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"strings"
 
 	_ "modernc.org/sqlite" // registers the "sqlite" driver
 )
@@ -33,7 +34,9 @@ func Open(path string) (*DB, error) {
 		if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
 			return nil, fmt.Errorf("store %s: %w", path, err)
 		}
-		dsn = "file:" + path + "?_pragma=journal_mode(WAL)&_pragma=busy_timeout(10000)&_pragma=synchronous(NORMAL)"
+		// In a "file:" URI, '%' escapes and '?' and '#' end the path.
+		uri := strings.NewReplacer("%", "%25", "?", "%3f", "#", "%23").Replace(path)
+		dsn = "file:" + uri + "?_pragma=journal_mode(WAL)&_pragma=busy_timeout(10000)&_pragma=synchronous(NORMAL)"
 	}
 	db, err := sql.Open("sqlite", dsn)
 	if err != nil {
@@ -141,6 +144,9 @@ func (s *DB) Write(bucket string, reset bool, puts map[string][]byte, deletes []
 		}
 		defer put.Close()
 		for k, v := range puts {
+			if v == nil {
+				v = []byte{} // nil would be NULL, which the schema refuses
+			}
 			if _, err := put.Exec(bucket, k, v); err != nil {
 				return fmt.Errorf("store put %s/%s: %w", bucket, k, err)
 			}
