@@ -526,6 +526,8 @@ func TestNormalizeJID(t *testing.T) {
 		{in: "a'b@chat", err: "resource or forbidden character"},
 		{in: "<a@chat>", err: "resource or forbidden character"},
 		{in: "a@b@chat", err: `"a@b@chat" has more than one @`},
+		{in: "mailto:a@chat", err: "resource or forbidden character"},
+		{in: "a\x00b@chat", err: "resource or forbidden character"},
 		{in: strings.Repeat("a", 3072) + "@chat", err: "longer than 3071 bytes"},
 	}
 	for _, tt := range tests {

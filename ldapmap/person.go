@@ -122,7 +122,9 @@ func normalizeJID(s string) (string, error) {
 		return "", fmt.Errorf("JID is longer than 3071 bytes")
 	case at == 0 || at == len(s)-1:
 		return "", fmt.Errorf("%q is not a bare JID (want local@domain)", s)
-	case strings.ContainsAny(s, "/ \t\r\n\"&'<>"):
+	case strings.ContainsAny(s, "/ \t\r\n\"&'<>:") || strings.ContainsFunc(s, unicode.IsControl):
+		// RFC 7622 forbids "&'/:<>@ and controls in the local part; a
+		// "/" would make it a full JID.
 		return "", fmt.Errorf("%q is not a bare JID (resource or forbidden character)", s)
 	case strings.Count(s, "@") > 1:
 		return "", fmt.Errorf("%q has more than one @", s)
