@@ -30,15 +30,7 @@ func BenchmarkDirectory(b *testing.B) {
 			b.Fatalf("PRESENCEGW_BENCH_USERS: %v", err)
 		}
 	}
-	ldif := filepath.Join(b.TempDir(), "users.ldif")
-	f, err := os.Create(ldif)
-	if err != nil {
-		b.Fatal(err)
-	}
-	if err := testenv.GenerateUsersLDIF(f, "dc=example,dc=com", n, 1); err != nil {
-		b.Fatal(err)
-	}
-	f.Close()
+	ldif := usersFile(b, n, 1)
 	slapd := testenv.StartSlapd(b, testenv.SlapdOptions{LDIFFiles: []string{ldif}})
 	pw := filepath.Join(b.TempDir(), "pw")
 	if err := os.WriteFile(pw, []byte(slapd.BindPW), 0o600); err != nil {

@@ -40,16 +40,7 @@ func startDirectories(t *testing.T, extraUsers int) *directories {
 	t.Helper()
 	opts := testenv.SlapdOptions{LDIF: []string{readFile(t, "testdata/ad-seed.ldif")}}
 	if extraUsers > 0 {
-		path := filepath.Join(t.TempDir(), "users.ldif")
-		f, err := os.Create(path)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if err := testenv.GenerateUsersLDIF(f, "dc=example,dc=com", extraUsers, 20000); err != nil {
-			t.Fatal(err)
-		}
-		f.Close()
-		opts.LDIFFiles = []string{path}
+		opts.LDIFFiles = []string{usersFile(t, extraUsers, 20000)}
 	}
 	d := &directories{
 		ad: testenv.StartSlapd(t, opts),
@@ -57,6 +48,22 @@ func startDirectories(t *testing.T, extraUsers int) *directories {
 	}
 	d.cfg = parseConfig(t, d.configYAML(t))
 	return d
+}
+
+// usersFile writes n generated AD users (testenv.GenerateUsersLDIF) to a
+// temporary LDIF file for slapadd.
+func usersFile(tb testing.TB, n, startUSN int) string {
+	tb.Helper()
+	path := filepath.Join(tb.TempDir(), "users.ldif")
+	f, err := os.Create(path)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	defer f.Close()
+	if err := testenv.GenerateUsersLDIF(f, "dc=example,dc=com", n, startUSN); err != nil {
+		tb.Fatal(err)
+	}
+	return path
 }
 
 func (d *directories) configYAML(t *testing.T) string {
