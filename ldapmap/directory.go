@@ -10,6 +10,7 @@ import (
 	"log/slog"
 	"reflect"
 	"slices"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -50,7 +51,8 @@ type SyncStats struct {
 	NoJID          int `json:"skipped_no_jid"`
 }
 
-// Snapshot is the result of a full read: every person by DN.
+// Snapshot is the result of a full read: every person by key (see
+// Person.Key).
 type Snapshot struct {
 	People map[string]*Person
 	Cursor Cursor
@@ -61,7 +63,8 @@ type Snapshot struct {
 type Delta struct {
 	// Changed are new or modified people.
 	Changed []*Person
-	// Removed are DNs that no longer map (disabled, lost their address).
+	// Removed are keys (see Person.Key) of entries that no longer map
+	// (disabled, lost their address).
 	Removed []string
 	Cursor  Cursor
 	Stats   SyncStats
@@ -70,7 +73,6 @@ type Delta struct {
 // Store is what the directory keeps across restarts: the people of each
 // source, cursors and overrides. internal/store implements it.
 type Store interface {
-	Get(bucket, key string) ([]byte, error)
 	ForEach(bucket string, fn func(key string, value []byte) error) error
 	Write(bucket string, reset bool, puts map[string][]byte, deletes []string) error
 }
@@ -92,25 +94,31 @@ type sourceState struct {
 
 // Directory is the mapper: it syncs its sources, keeps their last good
 // people, applies overrides, and publishes an Index. Lookups read the
-// current index without locking; syncs are serialized.
+// current index without locking. Syncs are serialized by syncMu and do
+// their network and disk work without holding mu, so health checks and
+// override changes never wait for a directory server.
 type Directory struct {
 	sources []Source
 	store   Store
 	log     *slog.Logger
 	now     func() time.Time
 
-	mu        sync.Mutex // serializes syncs and override changes
-	people    map[string]map[string]*Person
+	// syncMu serializes syncs: only a sync changes people and state, so
+	// while holding it a sync may read them without mu.
+	syncMu sync.Mutex
+	// mu guards the fields below; it is never held across network I/O.
+	mu        sync.Mutex
+	people    map[string]map[string]*Person // source → key → person
 	state     map[string]*sourceState
 	overrides map[string]*Override
-	index     atomic.Pointer[Index]
 	// fullEvery makes an incremental sync read a source in full when its
 	// last full read is older (set by Run; zero means never).
 	fullEvery time.Duration
 	// errors holds each source's last sync error (nil when it worked).
-	errors map[string]error
-
+	errors  map[string]error
 	metrics *metrics
+
+	index atomic.Pointer[Index]
 }
 
 // New makes a Directory over the sources and loads what the store holds,
@@ -138,38 +146,77 @@ func New(sources []Source, st Store, log *slog.Logger) (*Directory, error) {
 	if err := d.load(); err != nil {
 		return nil, err
 	}
+	d.mu.Lock()
 	d.rebuild()
+	d.mu.Unlock()
 	return d, nil
 }
 
 func (d *Directory) load() error {
+	err := d.store.ForEach(bucketCursors, func(name string, v []byte) error {
+		st, ok := d.state[name]
+		if !ok {
+			return nil // a source no longer configured
+		}
+		if err := json.Unmarshal(v, st); err != nil {
+			return fmt.Errorf("directory cursor %s: %w", name, err)
+		}
+		return nil
+	})
+	if err != nil {
+		return err
+	}
 	for _, s := range d.sources {
 		name := s.Name()
 		people := d.people[name]
-		err := d.store.ForEach(bucketPeople+name, func(dn string, v []byte) error {
+		intern := interner{}
+		err := d.store.ForEach(bucketPeople+name, func(key string, v []byte) error {
 			p := &Person{}
 			if err := json.Unmarshal(v, p); err != nil {
-				return fmt.Errorf("directory snapshot %s %s: %w", name, dn, err)
+				return fmt.Errorf("directory snapshot %s %s: %w", name, key, err)
 			}
-			people[dn] = p
+			intern.person(p)
+			people[key] = p
 			return nil
 		})
 		if err != nil {
 			return err
 		}
-		if v, err := d.store.Get(bucketCursors, name); err == nil {
-			if err := json.Unmarshal(v, d.state[name]); err != nil {
-				return fmt.Errorf("directory cursor %s: %w", name, err)
-			}
-		}
 	}
-	_, err := d.loadOverrides()
+	ov, err := d.readOverrides()
+	d.overrides = ov
 	return err
 }
 
-// loadOverrides reads the overrides from the store and reports whether
-// they differ from the ones in use.
-func (d *Directory) loadOverrides() (bool, error) {
+// interner shares the strings every person of a source repeats, so a
+// snapshot read back from the store takes no more memory than a sync.
+type interner map[string]string
+
+func (in interner) str(s string) string {
+	if v, ok := in[s]; ok {
+		return v
+	}
+	in[s] = s
+	return s
+}
+
+func (in interner) person(p *Person) {
+	p.Source, p.JIDFrom = in.str(p.Source), in.str(p.JIDFrom)
+	for i := range p.Addresses {
+		a := &p.Addresses[i]
+		a.Attr = in.str(a.Attr)
+		// Share the address with the raw value it is part of.
+		if a.Raw != "" && strings.HasSuffix(a.Raw, a.Address) {
+			a.Address = a.Raw[len(a.Raw)-len(a.Address):]
+		}
+	}
+	if len(p.Addresses) > 0 && p.MailboxID == p.Addresses[0].Address {
+		p.MailboxID = p.Addresses[0].Address
+	}
+}
+
+// readOverrides reads every override from the store.
+func (d *Directory) readOverrides() (map[string]*Override, error) {
 	ov := map[string]*Override{}
 	err := d.store.ForEach(bucketOverrides, func(k string, v []byte) error {
 		o := &Override{}
@@ -179,27 +226,57 @@ func (d *Directory) loadOverrides() (bool, error) {
 		ov[k] = o
 		return nil
 	})
-	if err != nil {
-		return false, err
-	}
-	if reflect.DeepEqual(ov, d.overrides) {
-		return false, nil
-	}
-	d.overrides = ov
-	return true, nil
+	return ov, err
 }
 
-// rebuild makes a new index from the current people and overrides. The
-// caller holds d.mu (or is New).
+// rebuild makes a new index from the current people and overrides and
+// logs the conflicts that appeared or changed since the last one. The
+// caller holds d.mu.
 func (d *Directory) rebuild() {
 	in := make([]sourcePeople, 0, len(d.sources))
 	for _, s := range d.sources {
 		in = append(in, sourcePeople{name: s.Name(), priority: s.Priority(), people: d.people[s.Name()]})
 	}
 	ix := buildIndex(in, d.overrides)
-	d.index.Store(ix)
+	old := d.index.Swap(ix)
+	d.logConflicts(old, ix)
 	if d.metrics != nil {
 		d.metrics.observeIndex(ix)
+	}
+}
+
+// logConflicts logs every conflict that is new or changed (claims or
+// resolution) since the previous index, and those that went away, so an
+// admin's log shows each one once, not at every sync.
+func (d *Directory) logConflicts(old, ix *Index) {
+	before := map[string]string{}
+	if old != nil {
+		for _, c := range old.Conflicts() {
+			before[c.Address] = c.signature()
+		}
+	}
+	for _, c := range ix.Conflicts() {
+		sig := c.signature()
+		if before[c.Address] == sig {
+			delete(before, c.Address)
+			continue
+		}
+		delete(before, c.Address)
+		level, how := slog.LevelWarn, "unresolved: resolves to nothing"
+		switch c.Resolution {
+		case "priority":
+			level, how = slog.LevelInfo, "decided by directory priority"
+		case "override":
+			level, how = slog.LevelInfo, "decided by an override"
+		}
+		claims := make([]string, len(c.Claims))
+		for i, cl := range c.Claims {
+			claims[i] = fmt.Sprintf("%s %s → %s", cl.Source, cl.DN, cmp.Or(cl.JID, cl.Problem))
+		}
+		d.log.Log(context.Background(), level, "directory conflict", "address", c.Address, "resolution", how, "claims", claims)
+	}
+	for addr := range before {
+		d.log.Info("directory conflict gone", "address", addr)
 	}
 }
 
@@ -233,38 +310,43 @@ type SourceResult struct {
 // SyncFull re-reads every source. A source that fails keeps its last good
 // people; the error names it, and the others are still updated.
 func (d *Directory) SyncFull(ctx context.Context, progress func(Progress)) ([]SourceResult, error) {
-	return d.sync(ctx, true, progress)
+	return d.sync(ctx, d.sources, true, progress)
 }
 
 // SyncIncremental fetches what changed since each source's cursor; a source
-// that cannot do that (first run, cursor from another server) gets a full
-// read instead.
+// that cannot do that (first run, cursor from another server) or whose
+// full read is due gets a full read instead.
 func (d *Directory) SyncIncremental(ctx context.Context) ([]SourceResult, error) {
-	return d.sync(ctx, false, nil)
+	return d.sync(ctx, d.sources, false, nil)
 }
 
-func (d *Directory) sync(ctx context.Context, full bool, progress func(Progress)) ([]SourceResult, error) {
-	d.mu.Lock()
-	defer d.mu.Unlock()
+func (d *Directory) sync(ctx context.Context, sources []Source, full bool, progress func(Progress)) ([]SourceResult, error) {
+	d.syncMu.Lock()
+	defer d.syncMu.Unlock()
 	var results []SourceResult
 	var errs []error
 	changed := false
-	for _, s := range d.sources {
+	for _, s := range sources {
 		r, didChange, err := d.syncSource(ctx, s, full, progress)
 		r.Err = err
 		results = append(results, r)
-		d.errors[s.Name()] = err
 		if err != nil {
 			errs = append(errs, err)
 			d.log.Error("directory sync failed; keeping the last good entries", "source", s.Name(), "full", r.Full, "err", err)
 		}
 		changed = changed || didChange
+		d.mu.Lock()
+		d.errors[s.Name()] = err
+		d.mu.Unlock()
 	}
 	// Overrides may have been changed by another process (the CLI).
-	if ovChanged, err := d.loadOverrides(); err != nil {
+	ov, err := d.readOverrides()
+	d.mu.Lock()
+	if err != nil {
 		errs = append(errs, err)
-	} else {
-		changed = changed || ovChanged
+	} else if !reflect.DeepEqual(ov, d.overrides) {
+		d.overrides = ov
+		changed = true
 	}
 	if changed {
 		d.rebuild()
@@ -272,14 +354,20 @@ func (d *Directory) sync(ctx context.Context, full bool, progress func(Progress)
 	if d.metrics != nil {
 		d.metrics.observeSync(results)
 	}
+	d.mu.Unlock()
 	return results, errors.Join(errs...)
 }
 
+// syncSource reads one source and applies what it read. The caller holds
+// syncMu; d.mu is taken only to publish the result.
 func (d *Directory) syncSource(ctx context.Context, s Source, full bool, progress func(Progress)) (SourceResult, bool, error) {
 	name := s.Name()
-	st := d.state[name]
+	d.mu.Lock()
+	st := *d.state[name]
+	fullEvery := d.fullEvery
+	d.mu.Unlock()
 	start := d.now()
-	if !full && d.fullEvery > 0 && (st.LastFull.IsZero() || start.Sub(st.LastFull) >= d.fullEvery) {
+	if !full && fullEvery > 0 && (st.LastFull.IsZero() || start.Sub(st.LastFull) >= fullEvery) {
 		full = true
 	}
 	r := SourceResult{Source: name, Full: full}
@@ -288,23 +376,17 @@ func (d *Directory) syncSource(ctx context.Context, s Source, full bool, progres
 		switch {
 		case errors.Is(err, ErrNeedFull):
 			d.log.Info("incremental sync impossible, reading everything", "source", name, "reason", err)
-			full, r.Full = true, true
+			r.Full = true
 		case err != nil:
 			return r, false, err
 		default:
-			n, err := d.applyDelta(name, delta)
-			r.Changed, r.Removed, r.Stats, r.Duration = n, len(delta.Removed), delta.Stats, time.Since(start)
-			if err != nil {
-				return r, false, err
-			}
 			st.Cursor, st.LastSync = delta.Cursor, d.now()
-			if err := d.saveState(name); err != nil {
-				return r, false, err
+			changed, removed, err := d.apply(name, delta.Changed, delta.Removed, false, st)
+			r.Changed, r.Removed, r.Stats, r.Duration = changed, removed, delta.Stats, time.Since(start)
+			if changed+removed > 0 {
+				d.log.Info("directory changes applied", "source", name, "changed", changed, "removed", removed)
 			}
-			if n > 0 || len(delta.Removed) > 0 {
-				d.log.Info("directory changes applied", "source", name, "changed", n, "removed", len(delta.Removed))
-			}
-			return r, n > 0 || len(delta.Removed) > 0, nil
+			return r, changed+removed > 0, err
 		}
 	}
 	var prog func(int)
@@ -315,103 +397,90 @@ func (d *Directory) syncSource(ctx context.Context, s Source, full bool, progres
 	if err != nil {
 		return r, false, err
 	}
-	n, err := d.saveSnapshot(name, snap.People)
-	if err != nil {
-		return r, false, err
-	}
-	r.Removed = n
-	d.people[name] = snap.People
 	now := d.now()
-	*st = sourceState{Cursor: snap.Cursor, LastFull: now, LastSync: now, Stats: snap.Stats}
-	r.Stats, r.Changed, r.Duration = snap.Stats, len(snap.People), time.Since(start)
-	if err := d.saveState(name); err != nil {
-		return r, true, err
+	st = sourceState{Cursor: snap.Cursor, LastFull: now, LastSync: now, Stats: snap.Stats}
+	people := make([]*Person, 0, len(snap.People))
+	for _, p := range snap.People {
+		people = append(people, p)
 	}
-	d.log.Info("directory full sync done", "source", name, "people", snap.Stats.People,
-		"addresses", snap.Stats.Addresses, "skipped_disabled", snap.Stats.Disabled,
-		"removed", r.Removed, "duration", r.Duration.Round(time.Millisecond))
-	return r, true, nil
+	changed, removed, err := d.apply(name, people, nil, true, st)
+	r.Stats, r.Changed, r.Removed, r.Duration = snap.Stats, changed, removed, time.Since(start)
+	if err == nil {
+		d.log.Info("directory full sync done", "source", name, "people", snap.Stats.People,
+			"addresses", snap.Stats.Addresses, "skipped_disabled", snap.Stats.Disabled,
+			"changed", changed, "removed", removed, "duration", r.Duration.Round(time.Millisecond))
+	}
+	return r, changed+removed > 0, err
 }
 
-// applyDelta merges an incremental result into a source's people and the
-// store; entries re-read without a real change are not counted, so an
-// inclusive timestamp filter does not rebuild the index every minute.
-func (d *Directory) applyDelta(name string, delta *Delta) (int, error) {
-	people := d.people[name]
-	puts := map[string][]byte{}
-	var dels []string
-	for _, p := range delta.Changed {
-		v, err := json.Marshal(p)
-		if err != nil {
-			return 0, fmt.Errorf("directory %s: encode %s: %w", name, p.DN, err)
-		}
-		if old, ok := people[p.DN]; ok {
-			if ov, _ := json.Marshal(old); bytes.Equal(ov, v) {
-				continue
-			}
-		}
-		puts[p.DN] = v
-	}
-	for _, dn := range delta.Removed {
-		if _, ok := people[dn]; ok {
-			dels = append(dels, dn)
-		}
-	}
-	delta.Removed = dels
-	if len(puts) == 0 && len(dels) == 0 {
-		return 0, nil
-	}
-	if err := d.store.Write(bucketPeople+name, false, puts, dels); err != nil {
-		return 0, err
-	}
-	for _, p := range delta.Changed {
-		if _, ok := puts[p.DN]; ok {
-			people[p.DN] = p
-		}
-	}
-	for _, dn := range dels {
-		delete(people, dn)
-	}
-	return len(puts), nil
-}
-
-// saveSnapshot brings the store's copy of a source up to a full read,
-// writing only the entries that differ (a full sync of an unchanged
-// directory writes nothing) in one transaction. It returns how many
-// entries were removed.
-func (d *Directory) saveSnapshot(name string, people map[string]*Person) (int, error) {
+// apply brings a source's people to what a sync read, in the store first
+// and then in memory, and saves the new state. With full, everyone not in
+// people is removed; otherwise only the keys in removed are. A person
+// whose JSON did not change is not written, so a full sync of an unchanged
+// directory writes nothing and an inclusive timestamp filter re-reading
+// the last changes does not count them. The caller holds syncMu.
+func (d *Directory) apply(name string, people []*Person, removed []string, full bool, st sourceState) (int, int, error) {
 	old := d.people[name]
 	puts := map[string][]byte{}
-	var dels []string
-	for dn, p := range people {
+	next := map[string]*Person{}
+	for _, p := range people {
+		key := p.Key()
+		next[key] = p
 		v, err := json.Marshal(p)
 		if err != nil {
-			return 0, fmt.Errorf("directory %s: encode %s: %w", name, dn, err)
+			return 0, 0, fmt.Errorf("directory %s: encode %s: %w", name, p.DN, err)
 		}
-		if o, ok := old[dn]; ok {
+		if o, ok := old[key]; ok {
 			if ov, _ := json.Marshal(o); bytes.Equal(ov, v) {
 				continue
 			}
 		}
-		puts[dn] = v
+		puts[key] = v
 	}
-	for dn := range old {
-		if _, ok := people[dn]; !ok {
-			dels = append(dels, dn)
+	var dels []string
+	if full {
+		for key := range old {
+			if _, ok := next[key]; !ok {
+				dels = append(dels, key)
+			}
+		}
+	} else {
+		for _, key := range removed {
+			// Read as changed in the same sync (re-enabled between the
+			// two searches): the change wins, in memory and store alike.
+			if _, ok := next[key]; !ok && old[key] != nil {
+				dels = append(dels, key)
+			}
 		}
 	}
-	if len(puts) == 0 && len(dels) == 0 {
-		return 0, nil
-	}
-	return len(dels), d.store.Write(bucketPeople+name, false, puts, dels)
-}
-
-func (d *Directory) saveState(name string) error {
-	v, err := json.Marshal(d.state[name])
+	state, err := json.Marshal(st)
 	if err != nil {
-		return err
+		return 0, 0, err
 	}
-	return d.store.Write(bucketCursors, false, map[string][]byte{name: v}, nil)
+	if len(puts)+len(dels) > 0 {
+		if err := d.store.Write(bucketPeople+name, false, puts, dels); err != nil {
+			return 0, 0, err
+		}
+	}
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if full {
+		d.people[name] = next
+	} else {
+		for key := range puts {
+			old[key] = next[key]
+		}
+		for _, key := range dels {
+			delete(old, key)
+		}
+	}
+	// The people are in place even if the state cannot be saved: the
+	// next sync then starts from the old cursor and re-reads them.
+	if err := d.store.Write(bucketCursors, false, map[string][]byte{name: state}, nil); err != nil {
+		return len(puts), len(dels), err
+	}
+	*d.state[name] = st
+	return len(puts), len(dels), nil
 }
 
 // SetOverride stores an admin override and applies it at once. The address
@@ -505,37 +574,62 @@ func (d *Directory) Health() []Health {
 type Schedule struct {
 	Incremental time.Duration
 	Full        time.Duration
-	// MaxBackoff caps the wait after failures. Default 5 minutes.
-	MaxBackoff time.Duration
+	// MinBackoff and MaxBackoff bound the wait after a failure: it starts
+	// at MinBackoff and doubles up to MaxBackoff. Defaults 1s and 5m.
+	MinBackoff, MaxBackoff time.Duration
 }
 
 // Run syncs until ctx ends: every incremental interval it fetches changes,
 // and reads a source in full when its last full read is older than the
-// full interval (at once on the first run). After a failure it retries with
-// exponential backoff from one second up to MaxBackoff, so a directory that
-// comes back is picked up quickly without hammering one that stays down.
+// full interval (at once on the first run). A source that fails is retried
+// with exponential backoff of its own, so a directory that comes back is
+// picked up quickly, one that stays down is not hammered, and neither
+// delays the healthy ones.
 func (d *Directory) Run(ctx context.Context, sch Schedule) {
-	if sch.MaxBackoff == 0 {
-		sch.MaxBackoff = 5 * time.Minute
-	}
+	sch.MinBackoff = cmp.Or(sch.MinBackoff, time.Second)
+	sch.MaxBackoff = cmp.Or(sch.MaxBackoff, 5*time.Minute)
 	d.mu.Lock()
 	d.fullEvery = sch.Full
 	d.mu.Unlock()
-	backoff := time.Duration(0)
+	type plan struct {
+		next    time.Time
+		backoff time.Duration
+	}
+	plans := map[string]*plan{}
+	for _, s := range d.sources {
+		plans[s.Name()] = &plan{next: d.now()}
+	}
 	for {
-		_, err := d.SyncIncremental(ctx)
-		wait := sch.Incremental
-		if err != nil && ctx.Err() == nil {
-			backoff = min(max(2*backoff, time.Second), sch.MaxBackoff)
-			wait = backoff
-			d.log.Warn("directory sync will be retried", "in", wait)
-		} else {
-			backoff = 0
+		var due []Source
+		for _, s := range d.sources {
+			if !d.now().Before(plans[s.Name()].next) {
+				due = append(due, s)
+			}
+		}
+		if len(due) > 0 {
+			results, _ := d.sync(ctx, due, false, nil)
+			for _, r := range results {
+				p := plans[r.Source]
+				if r.Err != nil && ctx.Err() == nil {
+					p.backoff = min(max(2*p.backoff, sch.MinBackoff), sch.MaxBackoff)
+					p.next = d.now().Add(p.backoff)
+					d.log.Warn("directory sync will be retried", "source", r.Source, "in", p.backoff)
+				} else {
+					p.backoff = 0
+					p.next = d.now().Add(sch.Incremental)
+				}
+			}
+		}
+		next := d.now().Add(sch.Incremental)
+		for _, p := range plans {
+			if p.next.Before(next) {
+				next = p.next
+			}
 		}
 		select {
 		case <-ctx.Done():
 			return
-		case <-time.After(wait):
+		case <-time.After(max(time.Until(next), time.Millisecond)):
 		}
 	}
 }

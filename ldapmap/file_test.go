@@ -513,7 +513,7 @@ func TestNormalizeJID(t *testing.T) {
 		{in: "xmpp:Bob@chat.example.com", want: "bob@chat.example.com"},
 		{in: "XMPP:bob@chat.example.com", want: "bob@chat.example.com"},
 		{in: "sip:carol@example.com", want: "carol@example.com"},
-		{in: "chat.example.com", want: "chat.example.com"}, // a domain JID is bare
+		{in: "chat.example.com", err: "is not a bare JID (want local@domain)"}, // a server, not a person
 		{in: "", err: "empty JID"},
 		{in: "xmpp:", err: "empty JID"},
 		{in: "@chat.example.com", err: "is not a bare JID (want local@domain)"},

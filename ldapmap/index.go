@@ -55,6 +55,10 @@ type Claim struct {
 	Problem string `json:"problem,omitempty"`
 	Attr    string `json:"attribute"`
 	Raw     string `json:"raw"`
+
+	// sl is the claim's index slot, so an override that picks this
+	// claim keeps its directory facts.
+	sl slot
 }
 
 // Conflict is an address claimed by people who disagree on the JID, or an
@@ -68,6 +72,17 @@ type Conflict struct {
 	// Resolution says how it was decided: "priority", "override", or "" for
 	// unresolved.
 	Resolution string `json:"resolution,omitempty"`
+}
+
+// signature sums up a conflict's claims and outcome, to notice when it
+// changes between two indexes.
+func (c *Conflict) signature() string {
+	var b strings.Builder
+	fmt.Fprintf(&b, "%d %s", c.Winner, c.Resolution)
+	for _, cl := range c.Claims {
+		fmt.Fprintf(&b, "|%s %s %s %s", cl.Source, cl.DN, cl.JID, cl.Problem)
+	}
+	return b.String()
 }
 
 // Resolution is the answer for one address, with everything needed to
@@ -189,8 +204,12 @@ func buildIndex(sources []sourcePeople, overrides map[string]*Override) *Index {
 			decided.Resolution = "override"
 			decided.Winner = -1
 			for i, cl := range c.Claims {
-				if cl.JID == o.JID && o.JID != "" {
+				if cl.JID == o.JID && o.JID != "" && cl.Problem == "" {
+					// The first (highest priority) claim with the
+					// chosen JID gives the person's facts.
 					decided.Winner = i
+					sl.p, sl.addr, sl.prio = cl.sl.p, cl.sl.addr, cl.sl.prio
+					break
 				}
 			}
 			rr.conflict = &decided
@@ -234,7 +253,7 @@ func settle(addr string, claims []slot) (slot, *Conflict) {
 		a := c.p.Addresses[c.addr]
 		conf.Claims = append(conf.Claims, Claim{
 			Source: c.p.Source, Priority: int(c.prio), DN: c.p.DN, JID: c.p.JID,
-			Problem: c.p.JIDProblem, Attr: a.Attr, Raw: a.RawValue(),
+			Problem: c.p.JIDProblem, Attr: a.Attr, Raw: a.RawValue(), sl: c,
 		})
 	}
 	// Claims are sorted by priority: the top ones decide if they agree.

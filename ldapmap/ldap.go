@@ -1,15 +1,18 @@
 package ldapmap
 
 import (
+	"cmp"
 	"context"
 	"crypto/tls"
 	"crypto/x509"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"log/slog"
 	"net"
 	"net/url"
 	"os"
+	"slices"
 	"strconv"
 	"strings"
 	"text/template"
@@ -48,12 +51,12 @@ type LDAPSource struct {
 func CheckLDAPConfig(c *config.Config, p *config.Problems) {
 	for i, l := range c.LDAP {
 		path := fmt.Sprintf("ldap[%d]", i)
-		for field, f := range map[string]string{"user_filter": l.UserFilter, "disabled_filter": l.DisabledFilter} {
-			if f == "" {
+		for _, f := range []struct{ field, filter string }{{"user_filter", l.UserFilter}, {"disabled_filter", l.DisabledFilter}} {
+			if f.filter == "" {
 				continue
 			}
-			if _, err := ldap.CompileFilter(f); err != nil {
-				p.Add(path+"."+field, "%q is not a valid LDAP filter: %v", f, err)
+			if _, err := ldap.CompileFilter(f.filter); err != nil {
+				p.Add(path+"."+f.field, "%q is not a valid LDAP filter: %v", f.filter, err)
 			}
 		}
 		if l.BaseDN != "" {
@@ -155,7 +158,7 @@ func NewLDAPSource(cfg config.LDAP, log *slog.Logger) (*LDAPSource, error) {
 		}
 	}
 	add(a.Mail...)
-	add(a.ProxyAddresses, a.UserPrincipal, a.SIP, a.Mailbox, a.DisplayName, a.Title, a.Department,
+	add(a.ProxyAddresses, a.UserPrincipal, a.SIP, a.Mailbox, a.DisplayName, a.Title, a.Department, a.ID,
 		cfg.JID.Attribute, cfg.ChangeAttribute)
 	add(s.tmplAttrs...)
 	s.numericMark = strings.EqualFold(cfg.ChangeAttribute, "uSNChanged") || strings.EqualFold(cfg.ChangeAttribute, "uSNCreated")
@@ -290,16 +293,46 @@ func (s *LDAPSource) search(ctx context.Context, c *ldap.Conn, filter string, at
 	}
 }
 
-// Full implements Source: it reads every enabled person, and the DNs of
-// disabled ones to count them.
+// timestampOverlap is how far before its high-water mark an incremental
+// sync on a timestamp (modifyTimestamp) looks again. A paged search is no
+// snapshot: an entry read on the first page and changed during the sync
+// has an older timestamp than one changed later and read on the last page,
+// and replicas apply changes late. Re-reading is cheap: unchanged entries
+// are not counted or written.
+const timestampOverlap = 5 * time.Minute
+
+// serverMark reads the root DSE before a search: on AD, highestCommittedUSN
+// is a high-water mark no change during the search can fall below, and
+// dsServiceName names the domain controller behind a round-robin host name
+// (uSNs are per DC).
+func (s *LDAPSource) serverMark(c *ldap.Conn, url string) (mark, server string) {
+	server = url
+	if !s.numericMark {
+		return "", server
+	}
+	res, err := c.Search(ldap.NewSearchRequest("", ldap.ScopeBaseObject, ldap.NeverDerefAliases, 1,
+		int(s.cfg.Timeout.D()/time.Second), false, "(objectClass=*)", []string{"highestCommittedUSN", "dsServiceName"}, nil))
+	if err != nil || len(res.Entries) == 0 {
+		return "", server
+	}
+	e := res.Entries[0]
+	if dsa := e.GetEqualFoldAttributeValue("dsServiceName"); dsa != "" {
+		server = dsa
+	}
+	return e.GetEqualFoldAttributeValue("highestCommittedUSN"), server
+}
+
+// Full implements Source: it reads every enabled person, and the disabled
+// ones' DNs to count them.
 func (s *LDAPSource) Full(ctx context.Context, progress func(entries int)) (*Snapshot, error) {
-	c, server, done, err := s.connect(ctx)
+	c, url, done, err := s.connect(ctx)
 	if err != nil {
 		return nil, fmt.Errorf("ldap source %s: %w", s.cfg.Name, err)
 	}
 	defer done()
+	dseMark, server := s.serverMark(c, url)
 	snap := &Snapshot{People: map[string]*Person{}}
-	mark := ""
+	seen := ""
 	if s.cfg.DisabledFilter != "" {
 		err := s.search(ctx, c, and(s.cfg.UserFilter, s.cfg.DisabledFilter), []string{"1.1"}, func(*ldap.Entry) {
 			snap.Stats.Disabled++
@@ -311,10 +344,9 @@ func (s *LDAPSource) Full(ctx context.Context, progress func(entries int)) (*Sna
 	n := 0
 	err = s.search(ctx, c, and(s.cfg.UserFilter, not(s.cfg.DisabledFilter)), s.attrs, func(e *ldap.Entry) {
 		n++
-		p := s.person(e, &snap.Stats)
-		mark = s.maxMark(mark, e.GetEqualFoldAttributeValue(s.cfg.ChangeAttribute))
-		if p != nil {
-			snap.People[p.DN] = p
+		seen = s.maxMark(seen, e.GetEqualFoldAttributeValue(s.cfg.ChangeAttribute))
+		if p := s.person(e, &snap.Stats); p != nil {
+			snap.People[p.Key()] = p
 		}
 	}, func() {
 		if progress != nil {
@@ -324,7 +356,7 @@ func (s *LDAPSource) Full(ctx context.Context, progress func(entries int)) (*Sna
 	if err != nil {
 		return nil, fmt.Errorf("ldap source %s: %w", s.cfg.Name, err)
 	}
-	snap.Cursor = Cursor{Mark: mark, Server: server}
+	snap.Cursor = Cursor{Mark: cmp.Or(dseMark, seen), Server: server}
 	return snap, nil
 }
 
@@ -336,16 +368,17 @@ func (s *LDAPSource) Changes(ctx context.Context, cur Cursor) (*Delta, error) {
 	if cur.Mark == "" {
 		return nil, ErrNeedFull
 	}
-	c, server, done, err := s.connect(ctx)
+	c, url, done, err := s.connect(ctx)
 	if err != nil {
 		return nil, fmt.Errorf("ldap source %s: %w", s.cfg.Name, err)
 	}
 	defer done()
+	dseMark, server := s.serverMark(c, url)
 	if s.numericMark && server != cur.Server {
 		return nil, fmt.Errorf("%w: %s counts changes per server and the cursor is from %s, now connected to %s",
 			ErrNeedFull, s.cfg.ChangeAttribute, cur.Server, server)
 	}
-	since := cur.Mark
+	var since string
 	if s.numericMark {
 		// LDAP has no ">", so ask for >= mark+1.
 		n, err := strconv.ParseInt(cur.Mark, 10, 64)
@@ -353,37 +386,64 @@ func (s *LDAPSource) Changes(ctx context.Context, cur Cursor) (*Delta, error) {
 			return nil, fmt.Errorf("%w: bad cursor %q", ErrNeedFull, cur.Mark)
 		}
 		since = strconv.FormatInt(n+1, 10)
+	} else {
+		t, err := parseGeneralizedTime(cur.Mark)
+		if err != nil {
+			return nil, fmt.Errorf("%w: bad cursor %q", ErrNeedFull, cur.Mark)
+		}
+		since = t.Add(-timestampOverlap).UTC().Format("20060102150405Z")
 	}
-	// A GeneralizedTime has one-second resolution: ">=" re-reads the
-	// entries of the last second, which is harmless, instead of missing
-	// one changed in the same second after the previous sync.
-	changed := fmt.Sprintf("(%s>=%s)", ldap.EscapeFilter(s.cfg.ChangeAttribute), ldap.EscapeFilter(since))
+	changed := fmt.Sprintf("(%s>=%s)", s.cfg.ChangeAttribute, ldap.EscapeFilter(since))
 	d := &Delta{}
-	mark := cur.Mark
+	seen := cur.Mark
+	idAttrs := []string{s.cfg.ChangeAttribute}
+	if s.cfg.Attributes.ID != "" {
+		idAttrs = append(idAttrs, s.cfg.Attributes.ID)
+	}
 	if s.cfg.DisabledFilter != "" {
-		err := s.search(ctx, c, and(s.cfg.UserFilter, s.cfg.DisabledFilter, changed), []string{s.cfg.ChangeAttribute}, func(e *ldap.Entry) {
-			d.Removed = append(d.Removed, e.DN)
+		err := s.search(ctx, c, and(s.cfg.UserFilter, s.cfg.DisabledFilter, changed), idAttrs, func(e *ldap.Entry) {
+			d.Removed = append(d.Removed, (&Person{DN: e.DN, ID: s.entryID(e)}).Key())
 			d.Stats.Disabled++
-			mark = s.maxMark(mark, e.GetEqualFoldAttributeValue(s.cfg.ChangeAttribute))
+			seen = s.maxMark(seen, e.GetEqualFoldAttributeValue(s.cfg.ChangeAttribute))
 		}, nil)
 		if err != nil {
 			return nil, fmt.Errorf("ldap source %s: %w", s.cfg.Name, err)
 		}
 	}
 	err = s.search(ctx, c, and(s.cfg.UserFilter, not(s.cfg.DisabledFilter), changed), s.attrs, func(e *ldap.Entry) {
-		mark = s.maxMark(mark, e.GetEqualFoldAttributeValue(s.cfg.ChangeAttribute))
+		seen = s.maxMark(seen, e.GetEqualFoldAttributeValue(s.cfg.ChangeAttribute))
 		if p := s.person(e, &d.Stats); p != nil {
 			d.Changed = append(d.Changed, p)
 		} else {
 			// Changed so that it no longer maps (mail removed, say).
-			d.Removed = append(d.Removed, e.DN)
+			d.Removed = append(d.Removed, (&Person{DN: e.DN, ID: s.entryID(e)}).Key())
 		}
 	}, nil)
 	if err != nil {
 		return nil, fmt.Errorf("ldap source %s: %w", s.cfg.Name, err)
 	}
+	mark := seen
+	if dseMark != "" {
+		mark = s.maxMark(cur.Mark, dseMark)
+	}
 	d.Cursor = Cursor{Mark: mark, Server: server}
 	return d, nil
+}
+
+// entryID is the entry's stable identity: a binary objectGUID in hex, a
+// textual one (entryUUID, ipaUniqueID) as it is; "" when absent.
+func (s *LDAPSource) entryID(e *ldap.Entry) string {
+	attr := s.cfg.Attributes.ID
+	if attr == "" {
+		return ""
+	}
+	if strings.EqualFold(attr, "objectGUID") {
+		if raw := e.GetEqualFoldRawAttributeValue(attr); len(raw) > 0 {
+			return hex.EncodeToString(raw)
+		}
+		return ""
+	}
+	return e.GetEqualFoldAttributeValue(attr)
 }
 
 // Check connects, binds and reads the base DN, so "presencegw doctor" can
@@ -488,6 +548,7 @@ func (s *LDAPSource) person(e *ldap.Entry, st *SyncStats) *Person {
 	p := &Person{
 		Source:     s.cfg.Name,
 		DN:         e.DN,
+		ID:         s.entryID(e),
 		Name:       e.GetEqualFoldAttributeValue(a.DisplayName),
 		Title:      e.GetEqualFoldAttributeValue(a.Title),
 		Department: e.GetEqualFoldAttributeValue(a.Department),
@@ -542,7 +603,7 @@ func (s *LDAPSource) setJID(p *Person, e *ldap.Entry) bool {
 			p.JIDProblem = fmt.Sprintf("%s: %v", s.cfg.JID.Attribute, err)
 			return true
 		}
-		if len(jids) == 0 || jids[0] != j {
+		if !slices.Contains(jids, j) {
 			jids = append(jids, j)
 		}
 	}
@@ -594,7 +655,7 @@ func and(filters ...string) string {
 	var parts []string
 	for _, f := range filters {
 		if f != "" {
-			parts = append(parts, wrap(f))
+			parts = append(parts, f)
 		}
 	}
 	if len(parts) == 1 {
@@ -608,17 +669,7 @@ func not(f string) string {
 	if f == "" {
 		return ""
 	}
-	return "(!" + wrap(f) + ")"
-}
-
-// wrap puts parentheses around a filter given without them, as operators
-// often write "objectClass=user".
-func wrap(f string) string {
-	f = strings.TrimSpace(f)
-	if !strings.HasPrefix(f, "(") {
-		return "(" + f + ")"
-	}
-	return f
+	return "(!" + f + ")"
 }
 
 // parseGeneralizedTime reads an LDAP GeneralizedTime such as

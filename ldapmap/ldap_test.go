@@ -600,3 +600,64 @@ func TestLDAPSyncCancelled(t *testing.T) {
 	}
 	checkResolve(t, dir, []want{{query: "user000301@example.com", status: StatusResolved, jid: "user000301@chat.example.com"}})
 }
+
+// A renamed entry (new DN, same entryUUID) replaces its old self at the
+// next incremental sync instead of leaving a stale twin that would turn
+// its addresses into a conflict.
+func TestLDAPRename(t *testing.T) {
+	d := startDirectories(t, 0)
+	dir, _ := d.open(t, filepath.Join(t.TempDir(), "state.db"))
+	if _, err := dir.SyncFull(context.Background(), nil); err != nil {
+		t.Fatal(err)
+	}
+	d.ol.Modify(t, `dn: uid=erin,ou=Users,dc=example,dc=net
+changetype: modrdn
+newrdn: uid=erin.black
+deleteoldrdn: 1
+`)
+	res, err := dir.SyncIncremental(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res[1].Full || res[1].Changed != 1 || res[1].Removed != 0 {
+		t.Errorf("ol result = %+v, want one change, nothing removed", res[1])
+	}
+	r := dir.Resolve("erin@example.com")
+	if r.Status != StatusResolved || r.Person.DN != "uid=erin.black,ou=Users,dc=example,dc=net" || r.Conflict != nil {
+		t.Errorf("after rename: %s", r)
+	}
+}
+
+// A paged search is no snapshot: an entry read on the first page and
+// changed while later pages are read must still be seen by the next
+// incremental sync, though a later page's entry changed after it.
+func TestLDAPChangeDuringFullSync(t *testing.T) {
+	d := startDirectories(t, 0)
+	// Page through the OpenLDAP source one entry at a time.
+	for i := range d.cfg.LDAP {
+		d.cfg.LDAP[i].PageSize = 1
+	}
+	dir, _ := d.open(t, filepath.Join(t.TempDir(), "state.db"))
+	changed := false
+	_, err := dir.SyncFull(context.Background(), func(p Progress) {
+		if p.Source != "ol" || changed {
+			return
+		}
+		changed = true
+		// alice is read first; change her, then (a second later) kim,
+		// who is read later.
+		d.ol.Modify(t, "dn: uid=alice,ou=Users,dc=example,dc=net\nchangetype: modify\nreplace: mail\nmail: alice.new@example.com\n")
+		time.Sleep(1100 * time.Millisecond)
+		d.ol.Modify(t, "dn: uid=max,ou=Users,dc=example,dc=net\nchangetype: modify\nreplace: mail\nmail: max@example.com\n")
+	})
+	if err != nil || !changed {
+		t.Fatalf("full sync: %v (changed during it: %v)", err, changed)
+	}
+	if _, err := dir.SyncIncremental(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	checkResolve(t, dir, []want{
+		{query: "alice.new@example.com", status: StatusResolved, jid: "alice@chat.example.com", source: "ol"},
+		{query: "max@example.com", status: StatusResolved, jid: "max@chat.example.com"},
+	})
+}

@@ -20,6 +20,9 @@ type Person struct {
 	Source string `json:"s"`
 	// DN is the entry's distinguished name (for files: "path:line").
 	DN string `json:"dn"`
+	// ID is the entry's stable identity (objectGUID, entryUUID), which
+	// survives a rename; empty when the directory has none.
+	ID string `json:"id,omitempty"`
 	// JID is the person's bare JID, lower-cased. Empty when JIDProblem is
 	// set: such a person resolves to nothing until an override decides.
 	JID string `json:"j,omitempty"`
@@ -39,6 +42,15 @@ type Person struct {
 	// Addresses are every address of the person within the source's
 	// domains, deduplicated, the primary one first.
 	Addresses []Address `json:"a"`
+}
+
+// Key identifies the entry within its source: the stable ID when there is
+// one, so a renamed entry replaces its old self, else the DN.
+func (p *Person) Key() string {
+	if p.ID != "" {
+		return p.ID
+	}
+	return p.DN
 }
 
 // Address is one address a person claims and the fact it came from.
@@ -120,7 +132,8 @@ func normalizeJID(s string) (string, error) {
 		return "", fmt.Errorf("empty JID")
 	case len(s) > 3071:
 		return "", fmt.Errorf("JID is longer than 3071 bytes")
-	case at == 0 || at == len(s)-1:
+	case at <= 0 || at == len(s)-1:
+		// A person's JID has a local part; a domain JID would be a server.
 		return "", fmt.Errorf("%q is not a bare JID (want local@domain)", s)
 	case strings.ContainsAny(s, "/ \t\r\n\"&'<>:") || strings.ContainsFunc(s, unicode.IsControl):
 		// RFC 7622 forbids "&'/:<>@ and controls in the local part; a

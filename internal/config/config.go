@@ -76,6 +76,9 @@ type LDAP struct {
 	URL URLs `yaml:"url"`
 	// StartTLS upgrades ldap:// connections with StartTLS.
 	StartTLS bool `yaml:"start_tls"`
+	// AllowInsecureBind allows a bind over plain ldap:// to a host that is
+	// not loopback, which sends the password in clear text.
+	AllowInsecureBind bool `yaml:"allow_insecure_bind"`
 	// CAFile is a PEM bundle of CAs trusted for the server certificate.
 	CAFile string `yaml:"ca_file"`
 	// BindDN and its password (from a file or an environment variable,
@@ -115,7 +118,11 @@ type LDAPAttributes struct {
 	Mailbox        string   `yaml:"mailbox"`         // default: the primary SMTP address
 	DisplayName    string   `yaml:"display_name"`    // default displayName
 	Title          string   `yaml:"title"`           // default title
-	Department     string   `yaml:"department"`      // default department (AD) / ou
+	Department     string   `yaml:"department"`      // default department (AD) / ou / departmentNumber
+	// ID is the entry's stable identity, which survives renames. Default
+	// per flavor: objectGUID (AD), entryUUID (OpenLDAP), ipaUniqueID
+	// (FreeIPA); "dn" keys entries by DN.
+	ID string `yaml:"id"`
 }
 
 // JIDRule says where a person's JID comes from: exactly one of Attribute
@@ -419,15 +426,21 @@ func (l *LDAP) applyDefaults() {
 		def(&a.ProxyAddresses, "proxyAddresses")
 		def(&a.SIP, "msRTCSIP-PrimaryUserAddress")
 		def(&a.Department, "department")
+		def(&a.ID, "objectGUID")
 	case FlavorFreeIPA:
 		def(&l.UserFilter, "(objectClass=person)")
 		def(&l.DisabledFilter, "(nsAccountLock=TRUE)")
 		def(&l.ChangeAttribute, "modifyTimestamp")
 		def(&a.Department, "ou")
+		def(&a.ID, "ipaUniqueID")
 	default:
 		def(&l.UserFilter, "(objectClass=inetOrgPerson)")
 		def(&l.ChangeAttribute, "modifyTimestamp")
 		def(&a.Department, "departmentNumber")
+		def(&a.ID, "entryUUID")
+	}
+	if a.ID == "dn" {
+		a.ID = ""
 	}
 }
 
@@ -491,6 +504,18 @@ func (c *Config) validate(p *Problems) {
 	}
 }
 
+// attrName is an LDAP attribute description (RFC 4512): a name or an OID,
+// with options.
+var attrName = regexp.MustCompile(`^(?:[A-Za-z][A-Za-z0-9-]*|[0-9]+(?:\.[0-9]+)+)(?:;[A-Za-z0-9-]+)*$`)
+
+func isLoopback(host string) bool {
+	if host == "localhost" {
+		return true
+	}
+	ip := net.ParseIP(host)
+	return ip != nil && ip.IsLoopback()
+}
+
 var validName = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9._-]*$`)
 
 func validateDomains(p *Problems, path string, domains []string) {
@@ -520,11 +545,34 @@ func (l *LDAP) validate(p *Problems, path string) {
 			p.Add(f, "%q has no host", raw)
 		case u.Scheme == "ldaps" && l.StartTLS:
 			p.Add(f, "start_tls is for ldap:// URLs; ldaps:// is already TLS")
+		case u.User != nil:
+			p.Add(f, "must not hold credentials: use bind_dn and bind_password_file")
+		case u.Path != "" && u.Path != "/" || u.RawQuery != "":
+			p.Add(f, "%q: put the base DN in base_dn, not in the URL", raw)
+		case u.Scheme == "ldap" && !l.StartTLS && l.BindDN != "" && !l.AllowInsecureBind && !isLoopback(u.Hostname()):
+			p.Add(f, "binding over plain ldap:// sends the password in clear text: use ldaps://, start_tls: true, or allow_insecure_bind: true")
 		}
 		if u != nil && u.Port() != "" {
 			if n, err := strconv.Atoi(u.Port()); err != nil || n < 1 || n > 65535 {
 				p.Add(f, "port %q is out of range", u.Port())
 			}
+		}
+	}
+	// Attribute names go into filters and cannot be escaped there.
+	type named struct{ field, name string }
+	attrs := []named{{"change_attribute", l.ChangeAttribute}}
+	for j, m := range l.Attributes.Mail {
+		attrs = append(attrs, named{fmt.Sprintf("attributes.mail[%d]", j), m})
+	}
+	a := l.Attributes
+	attrs = append(attrs, named{"attributes.proxy_addresses", a.ProxyAddresses},
+		named{"attributes.user_principal", a.UserPrincipal}, named{"attributes.sip", a.SIP},
+		named{"attributes.mailbox", a.Mailbox}, named{"attributes.display_name", a.DisplayName},
+		named{"attributes.title", a.Title}, named{"attributes.department", a.Department},
+		named{"attributes.id", a.ID}, named{"jid.attribute", l.JID.Attribute})
+	for _, at := range attrs {
+		if at.name != "" && !attrName.MatchString(at.name) {
+			p.Add(path+"."+at.field, "%q is not an LDAP attribute name", at.name)
 		}
 	}
 	if l.CAFile != "" {

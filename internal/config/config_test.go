@@ -116,6 +116,7 @@ func TestLoadValidFull(t *testing.T) {
 				DisplayName:    "displayName",
 				Title:          "title",
 				Department:     "department",
+				ID:             "objectGUID",
 			},
 			JID: JIDRule{Attribute: "msRTCSIP-PrimaryUserAddress"},
 		}, {
@@ -133,6 +134,7 @@ func TestLoadValidFull(t *testing.T) {
 				DisplayName: "displayName",
 				Title:       "title",
 				Department:  "departmentNumber",
+				ID:          "entryUUID",
 			},
 			JID: JIDRule{Template: "{{.uid}}@chat.example.net"},
 		}},
@@ -252,7 +254,7 @@ func TestParseBad(t *testing.T) {
 		l := []string{
 			"ldap:",
 			"  - name: corp",
-			"    url: ldap://dc.example.com",
+			"    url: ldaps://dc.example.com",
 			"    base_dn: dc=example,dc=com",
 		}
 		l = append(l, extra...)
@@ -405,6 +407,47 @@ func TestParseBad(t *testing.T) {
 				`F:5: ldap[0].domains[2]: ".example.com" is not a mail domain`,
 				`F:5: ldap[0].domains[3]: "example.com." is not a mail domain`,
 				`F:5: ldap[0].domains[4]: "a b" is not a mail domain`,
+			},
+		},
+		{
+			name: "plain-text bind to a remote host",
+			src: []string{
+				"ldap:",
+				"  - name: corp",
+				"    url: [ldap://127.0.0.1:389, ldap://dc.example.com, ldap://dc2.example.com]",
+				"    start_tls: false",
+				"    bind_dn: cn=svc",
+				"    bind_password_file: ldap.pw",
+				"    base_dn: dc=example,dc=com",
+				"    jid: {attribute: jabberID}",
+			},
+			want: []string{
+				`F:3: ldap[0].url[1]: binding over plain ldap:// sends the password in clear text: use ldaps://, start_tls: true, or allow_insecure_bind: true`,
+				`F:3: ldap[0].url[2]: binding over plain ldap:// sends the password in clear text: use ldaps://, start_tls: true, or allow_insecure_bind: true`,
+			},
+		},
+		{
+			name: "credentials or base DN in the url",
+			src: []string{
+				"ldap:",
+				"  - name: corp",
+				"    url: [ldaps://svc:secret@dc.example.com, \"ldaps://dc2.example.com/dc=example,dc=com\"]",
+				"    base_dn: dc=example,dc=com",
+				"    jid: {attribute: jabberID}",
+			},
+			want: []string{
+				`F:3: ldap[0].url[0]: must not hold credentials: use bind_dn and bind_password_file`,
+				`F:3: ldap[0].url[1]: "ldaps://dc2.example.com/dc=example,dc=com": put the base DN in base_dn, not in the URL`,
+			},
+		},
+		{
+			name: "attribute names",
+			src: ldap("    change_attribute: \"uSNChanged)(x=*\"", "    attributes:",
+				"      mail: [mail, \"mail=*\"]", "      sip: 1.2.840.113556.1.4.8;binary", "      title: \"ti tle\""),
+			want: []string{
+				`F:5: ldap[0].change_attribute: "uSNChanged)(x=*" is not an LDAP attribute name`,
+				`F:7: ldap[0].attributes.mail[1]: "mail=*" is not an LDAP attribute name`,
+				`F:9: ldap[0].attributes.title: "ti tle" is not an LDAP attribute name`,
 			},
 		},
 		{
