@@ -661,3 +661,67 @@ func TestLDAPChangeDuringFullSync(t *testing.T) {
 		{query: "max@example.com", status: StatusResolved, jid: "max@chat.example.com"},
 	})
 }
+
+// On AD the mark is the root DSE's highestCommittedUSN read before the
+// search, and the cursor belongs to the domain controller named by
+// dsServiceName: a round-robin host name landing on another DC forces a
+// full read.
+func TestLDAPADHighWaterMark(t *testing.T) {
+	const dc1 = "CN=NTDS Settings,CN=DC1,CN=Servers,CN=Site,CN=Sites,CN=Configuration,DC=example,DC=com"
+	const dc2 = "CN=NTDS Settings,CN=DC2,CN=Servers,CN=Site,CN=Sites,CN=Configuration,DC=example,DC=com"
+	slapd := testenv.StartSlapd(t, testenv.SlapdOptions{
+		LDIF:    []string{readFile(t, "testdata/ad-seed.ldif")},
+		RootDSE: "highestCommittedUSN: 12009\ndsServiceName: " + dc1,
+	})
+	t.Setenv("PRESENCEGW_TEST_PW", slapd.BindPW)
+	d := &directories{ad: slapd}
+	d.cfg = parseConfig(t, fmt.Sprintf(`
+ldap:
+  - name: ad
+    url: %s
+    bind_dn: %s
+    bind_password_env: PRESENCEGW_TEST_PW
+    base_dn: ou=Users,dc=example,dc=com
+    user_filter: (objectClass=user)
+    page_size: 1
+    jid:
+      template: "{{.sAMAccountName}}@chat.example.com"
+`, slapd.URL, slapd.BindDN))
+	dir, _ := d.open(t, filepath.Join(t.TempDir(), "state.db"))
+	changed := false
+	res, err := dir.SyncFull(context.Background(), func(p Progress) {
+		if changed {
+			return
+		}
+		changed = true
+		// alice was read on the first page; zoe, read last, changes after her.
+		slapd.Modify(t, `dn: cn=Alice Smith,ou=Users,dc=example,dc=com
+changetype: modify
+add: proxyAddresses
+proxyAddresses: smtp:alice.mid@example.com
+-
+replace: uSNChanged
+uSNChanged: 12010
+`)
+		slapd.Modify(t, "dn:: Y249Wm/DqyAoVGVzdCkgTypCcmllblw1QyxvdT1Vc2VycyxkYz1leGFtcGxlLGRjPWNvbQ==\nchangetype: modify\nreplace: uSNChanged\nuSNChanged: 12011\n")
+	})
+	if err != nil || !changed {
+		t.Fatalf("full sync: %v", err)
+	}
+	if res[0].Stats.People != 7 {
+		t.Fatalf("full sync read %d people, want 7", res[0].Stats.People)
+	}
+	slapd.SetRootDSE(t, "highestCommittedUSN: 12011\ndsServiceName: "+dc1)
+	res, err = dir.SyncIncremental(context.Background())
+	if err != nil || res[0].Full {
+		t.Fatalf("incremental: %+v, %v", res, err)
+	}
+	checkResolve(t, dir, []want{{query: "alice.mid@example.com", status: StatusResolved, jid: "alice@chat.example.com"}})
+
+	// Same URL, another DC behind it: its uSNs mean nothing here.
+	slapd.SetRootDSE(t, "highestCommittedUSN: 5\ndsServiceName: "+dc2)
+	res, err = dir.SyncIncremental(context.Background())
+	if err != nil || !res[0].Full {
+		t.Errorf("incremental against another DC: %+v, %v; want a full read", res, err)
+	}
+}

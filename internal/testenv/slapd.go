@@ -27,6 +27,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -86,6 +87,19 @@ type SlapdOptions struct {
 	// and shared by all its TLS slapds; they are valid for a week. Client
 	// certificates are not requested.
 	TLS bool
+	// RootDSE holds extra attributes for slapd's root DSE (the entry with
+	// the empty DN, read with base "" and scope base), as LDIF attribute
+	// lines without a dn: line, for example
+	// "highestCommittedUSN: 30000\ndsServiceName: CN=NTDS Settings,...".
+	// slapd reads them when it starts from the file that cn=config's
+	// olcRootDSE names; SetRootDSE changes them. The AD-like schema defines
+	// highestCommittedUSN (INTEGER) and dsServiceName (DN) for this. They
+	// are user attributes, returned for "*" (and when no attributes are
+	// requested) as on AD, to anyone, anonymous included. slapd does not
+	// validate the values against the schema, and silently drops an
+	// attribute the schema lacks; StartSlapd and SetRootDSE make that
+	// fatal by checking that slapd shows every attribute.
+	RootDSE string
 
 	// editConfig, if set, rewrites the generated cn=config LDIF; tests use
 	// it to compare timings without some indexes.
@@ -206,6 +220,12 @@ func StartSlapd(t testing.TB, opts SlapdOptions) *Slapd {
 	s.writeFile(t, "adlike-schema.ldif", string(schema))
 	s.writeFile(t, "config.ldif", config)
 	s.writeFile(t, "base.ldif", baseLDIF(suffix, m[1], s.BindDN, s.marker))
+	// Every slapadd reads cn=config, olcRootDSE's file included, before the
+	// schema and, unlike slapd, fails on an attribute not yet defined
+	// ("str2ad(highestCommittedUSN): attribute type undefined"). So slapadd
+	// gets an empty root DSE; the real file is written after the loads.
+	rootDSE, rootDSEAttrs := rootDSELDIF(t, "SlapdOptions.RootDSE", opts.RootDSE)
+	s.writeFile(t, rootDSEFile, "dn:\n")
 
 	loadStart := time.Now()
 	s.slapadd(t, 0, "config.ldif", filepath.Join(s.Dir, "config.ldif"))
@@ -223,6 +243,7 @@ func StartSlapd(t testing.TB, opts SlapdOptions) *Slapd {
 		s.slapadd(t, 1, fmt.Sprintf("SlapdOptions.LDIFFiles[%d] (%s)", i, f), abs)
 	}
 	s.loadTime = time.Since(loadStart)
+	s.writeFile(t, rootDSEFile, rootDSE)
 
 	t.Cleanup(func() {
 		if err := s.stop(); err != nil {
@@ -245,6 +266,7 @@ func StartSlapd(t testing.TB, opts SlapdOptions) *Slapd {
 		err = s.launch(startTimeout)
 		if err == nil {
 			s.startTime = time.Since(launchStart)
+			s.checkRootDSE(t, "SlapdOptions.RootDSE", rootDSEAttrs)
 			return s
 		}
 		failures = append(failures, fmt.Sprintf("attempt %d on %s: %v", attempt, s.urls(), err))
@@ -294,6 +316,26 @@ func (s *Slapd) Start(t testing.TB) {
 	}
 	t.Fatalf("testenv: slapd did not restart on %s:\n%s\n--- %s:\n%s", s.urls(),
 		strings.Join(failures, "\n"), filepath.Join(s.Dir, "slapd.log"), s.log())
+}
+
+// SetRootDSE replaces the extra root DSE attributes (see
+// SlapdOptions.RootDSE; "" removes them) with attrs and restarts slapd (Stop,
+// then Start on the same ports, with the same data) for slapd to read them,
+// so a test can, say, move highestCommittedUSN forward. Clients see the
+// restart: their connections are closed. If slapd is stopped, SetRootDSE
+// only rewrites the file and the next Start uses it.
+func (s *Slapd) SetRootDSE(t testing.TB, attrs string) {
+	t.Helper()
+	ldif, names := rootDSELDIF(t, "SetRootDSE", attrs)
+	s.writeFile(t, rootDSEFile, ldif)
+	s.mu.Lock()
+	running := s.cmd != nil
+	s.mu.Unlock()
+	if running {
+		s.Stop(t)
+		s.Start(t)
+		s.checkRootDSE(t, "SetRootDSE", names)
+	}
 }
 
 // Modify applies LDIF change records (changetype: add, modify, delete or
@@ -506,6 +548,68 @@ func (s *Slapd) writeFile(t testing.TB, name, content string) {
 	t.Helper()
 	if err := os.WriteFile(filepath.Join(s.Dir, name), []byte(content), 0o600); err != nil {
 		t.Fatalf("testenv: %v", err)
+	}
+}
+
+// rootDSEFile is the LDIF file in Dir that olcRootDSE names (see
+// config.ldif.in).
+const rootDSEFile = "rootdse.ldif"
+
+// attrLineRE matches the start of an LDIF attribute line: a description
+// (name and options) and ":", "::" (base64) or ":<" (URL).
+var attrLineRE = regexp.MustCompile(`^[A-Za-z][A-Za-z0-9-]*(;[A-Za-z0-9-]+)*:[:<]?( |$)`)
+
+// rootDSELDIF returns the content of rootDSEFile, the entry with the empty
+// DN holding attrs (SlapdOptions.RootDSE syntax), and the attribute
+// descriptions in it. A malformed line is fatal here: slapd would exit at
+// start-up, leaving only its log to explain why.
+func rootDSELDIF(t testing.TB, what, attrs string) (ldif string, names []string) {
+	t.Helper()
+	attrs = strings.Trim(strings.ReplaceAll(attrs, "\r\n", "\n"), "\n")
+	if attrs == "" {
+		return "dn:\n", nil
+	}
+	for i, line := range strings.Split(attrs, "\n") {
+		if i > 0 && strings.HasPrefix(line, " ") { // a continuation
+			continue
+		}
+		name, _, _ := strings.Cut(line, ":")
+		if !attrLineRE.MatchString(line) || strings.EqualFold(name, "dn") || strings.EqualFold(name, "changetype") {
+			t.Fatalf("testenv: %s: line %d %q: want LDIF attribute lines (name: value) of one entry, without dn: or blank lines",
+				what, i+1, line)
+		}
+		if !slices.ContainsFunc(names, func(n string) bool { return strings.EqualFold(n, name) }) {
+			names = append(names, name)
+		}
+	}
+	return "dn:\n" + attrs + "\n", names
+}
+
+// checkRootDSE fails the test unless the running slapd's root DSE shows
+// every attribute in names: slapd silently drops root DSE attributes that
+// the schema lacks.
+func (s *Slapd) checkRootDSE(t testing.TB, what string, names []string) {
+	t.Helper()
+	if len(names) == 0 {
+		return
+	}
+	args := append([]string{"-x", "-LLL", "-o", "ldif-wrap=no", "-H", s.URL, "-D", s.RootDN, "-w", s.RootPW,
+		"-s", "base", "-b", "", "(objectClass=*)"}, names...)
+	out, err := exec.Command(s.bins["ldapsearch"], args...).CombinedOutput()
+	if err != nil {
+		t.Fatalf("testenv: %s: reading the root DSE: %v\n%s", what, err, out)
+	}
+	shown := make(map[string]bool)
+	for line := range strings.Lines(string(out)) {
+		if name, _, ok := strings.Cut(line, ":"); ok {
+			shown[strings.ToLower(name)] = true
+		}
+	}
+	for _, n := range names {
+		if !shown[strings.ToLower(n)] {
+			t.Fatalf("testenv: %s: slapd does not show %s in the root DSE: is it in the schema (testdata/adlike-schema.ldif)?\n%s",
+				what, n, out)
+		}
 	}
 }
 

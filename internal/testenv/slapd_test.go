@@ -11,6 +11,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"strconv"
 	"strings"
 	"testing"
@@ -434,5 +435,171 @@ func TestSlapdTLS(t *testing.T) {
 	plain := StartSlapd(t, SlapdOptions{})
 	if plain.LDAPSURL != "" || plain.CAFile != "" || plain.WrongCAFile != "" {
 		t.Errorf("TLS fields set without SlapdOptions.TLS: %q %q %q", plain.LDAPSURL, plain.CAFile, plain.WrongCAFile)
+	}
+}
+
+// TestRootDSE checks SlapdOptions.RootDSE and SetRootDSE: the extra
+// attributes show in the root DSE for the service account and anonymously,
+// with "+ *", by name and by default, and SetRootDSE replaces them across a
+// restart on the same port.
+func TestRootDSE(t *testing.T) {
+	t.Parallel()
+	const dsa = "CN=NTDS Settings,CN=DC1,CN=Servers,CN=Default-First-Site-Name,CN=Sites,CN=Configuration,DC=example,DC=com"
+	s := StartSlapd(t, SlapdOptions{
+		RootDSE: "highestCommittedUSN: 30000\ndsServiceName: " + dsa + "\n",
+		LDIF:    []string{generate(t, defaultSuffix, 3, 29998)},
+	})
+	// rootDSE reads the root DSE bound as dn (anonymously if empty) and
+	// fails the test unless it lists every line of want and none of unwanted.
+	rootDSE := func(when, dn, pw string, attrs []string, want, unwanted []string) {
+		t.Helper()
+		args := append([]string{"-s", "base", "-b", "", "(objectClass=*)"}, attrs...)
+		out, errOut, code := ldapsearchAs(t, s, dn, pw, args...)
+		if code != 0 || !isRootDSE(out) {
+			t.Errorf("%s, root DSE as %q with %q: exit %d\n%s%s", when, dn, attrs, code, out, errOut)
+			return
+		}
+		for _, w := range want {
+			if !strings.Contains(out, "\n"+w+"\n") {
+				t.Errorf("%s, root DSE as %q with %q: no %q in\n%s", when, dn, attrs, w, out)
+			}
+		}
+		for _, u := range unwanted {
+			if strings.Contains(out, "\n"+u+"\n") {
+				t.Errorf("%s, root DSE as %q with %q: unwanted %q in\n%s", when, dn, attrs, u, out)
+			}
+		}
+	}
+	check := func(when string, want, unwanted []string) {
+		t.Helper()
+		for _, who := range []struct{ dn, pw string }{{s.BindDN, s.BindPW}, {"", ""}} {
+			rootDSE(when, who.dn, who.pw, []string{"+", "*"}, append([]string{"namingContexts: " + s.Suffix}, want...), unwanted)
+			rootDSE(when, who.dn, who.pw, []string{"highestCommittedUSN", "dsServiceName"}, want, unwanted)
+			rootDSE(when, who.dn, who.pw, nil, want, unwanted) // all user attributes, as on AD
+		}
+	}
+	usn30000, usn30001 := "highestCommittedUSN: 30000", "highestCommittedUSN: 30001"
+	check("after start", []string{usn30000, "dsServiceName: " + dsa}, nil)
+	// The schema's ORDERING rule applies to the root DSE value.
+	for filter, match := range map[string]bool{"(highestCommittedUSN>=29999)": true, "(highestCommittedUSN>=30001)": false} {
+		out, errOut, code := ldapsearchAs(t, s, s.BindDN, s.BindPW, "-s", "base", "-b", "", filter, "1.1")
+		if code != 0 || isRootDSE(out) != match {
+			t.Errorf("%s on the root DSE: exit %d, match %v, want %v\n%s%s", filter, code, isRootDSE(out), match, out, errOut)
+		}
+	}
+
+	url := s.URL
+	s.SetRootDSE(t, "highestCommittedUSN: 30001\r\ndsServiceName: "+dsa)
+	if s.URL != url {
+		t.Fatalf("URL changed across SetRootDSE: %s -> %s", url, s.URL)
+	}
+	check("after SetRootDSE", []string{usn30001, "dsServiceName: " + dsa}, []string{usn30000})
+	if out := s.Search(t, "ou=Users,"+s.Suffix, "(uSNChanged>=29999)", "1.1"); countEntries(out) != 2 {
+		t.Errorf("after SetRootDSE: (uSNChanged>=29999) found %d users, want 2 (the data must survive)\n%s", countEntries(out), out)
+	}
+
+	// On a stopped slapd it only rewrites the file, for the next Start.
+	s.Stop(t)
+	s.SetRootDSE(t, "highestCommittedUSN: 30002")
+	if _, _, code := ldapsearchAs(t, s, "", "", "-o", "nettimeout=2", "-s", "base", "-b", ""); code != 255 {
+		t.Fatalf("SetRootDSE started a stopped slapd (search exit %d, want 255)", code)
+	}
+	s.Start(t)
+	check("after SetRootDSE while stopped", []string{"highestCommittedUSN: 30002"}, []string{usn30001, "dsServiceName: " + dsa})
+	s.SetRootDSE(t, "")
+	check("after SetRootDSE(\"\")", nil, []string{"highestCommittedUSN: 30002"})
+
+	// Without RootDSE, none of it.
+	plain := StartSlapd(t, SlapdOptions{})
+	out, errOut, code := ldapsearchAs(t, plain, plain.BindDN, plain.BindPW, "-s", "base", "-b", "", "(objectClass=*)", "+", "*")
+	if code != 0 || strings.Contains(out, "highestCommittedUSN") || strings.Contains(out, "dsServiceName") || !strings.Contains(out, "namingContexts: "+plain.Suffix) {
+		t.Errorf("root DSE without SlapdOptions.RootDSE: exit %d\n%s%s", code, out, errOut)
+	}
+}
+
+// isRootDSE reports whether ldapsearch -LLL output is exactly the root DSE
+// (countEntries misses its "dn:" line, which has no space).
+func isRootDSE(ldif string) bool {
+	return strings.HasPrefix(ldif, "dn:\n") && countEntries(ldif) == 0
+}
+
+// fatalTB passes everything but Fatalf to the real test; Fatalf records
+// the message and unwinds with a panic that catchFatal recovers, for
+// testing checks that are fatal.
+type fatalTB struct {
+	testing.TB
+	msg string
+}
+
+type fatalPanic struct{}
+
+func (f *fatalTB) Fatalf(format string, args ...any) {
+	f.msg = fmt.Sprintf(format, args...)
+	panic(fatalPanic{})
+}
+
+// catchFatal runs fn with a fatalTB and returns its Fatalf message, "" if
+// none.
+func catchFatal(t *testing.T, fn func(tb testing.TB)) string {
+	f := &fatalTB{TB: t}
+	func() {
+		defer func() {
+			if r := recover(); r != nil {
+				if _, ok := r.(fatalPanic); !ok {
+					panic(r)
+				}
+			}
+		}()
+		fn(f)
+	}()
+	return f.msg
+}
+
+// TestRootDSEUnknownAttribute checks that an attribute missing from the
+// schema, which slapd silently drops from the root DSE, is fatal.
+func TestRootDSEUnknownAttribute(t *testing.T) {
+	t.Parallel()
+	msg := catchFatal(t, func(tb testing.TB) {
+		StartSlapd(tb, SlapdOptions{RootDSE: "highestCommittedUSN: 1\nhighestComittedUSN: 2"})
+	})
+	if !strings.Contains(msg, "slapd does not show highestComittedUSN in the root DSE") {
+		t.Errorf("StartSlapd with a misspelt RootDSE attribute: fatal %q, want one about highestComittedUSN", msg)
+	}
+	s := StartSlapd(t, SlapdOptions{RootDSE: "highestCommittedUSN: 1"})
+	msg = catchFatal(t, func(tb testing.TB) { s.SetRootDSE(tb, "HIGHESTCOMMITTEDUSN: 2\nnoSuchAttribute: x") })
+	if !strings.Contains(msg, "slapd does not show noSuchAttribute in the root DSE") {
+		t.Errorf("SetRootDSE with an unknown attribute: fatal %q, want one about noSuchAttribute", msg)
+	}
+	// Names are case-insensitive, and slapd is running again with the value.
+	out, errOut, code := ldapsearchAs(t, s, "", "", "-s", "base", "-b", "", "(objectClass=*)", "highestCommittedUSN")
+	if code != 0 || !strings.Contains(out, "\nhighestCommittedUSN: 2\n") {
+		t.Errorf("after the failed SetRootDSE: exit %d\n%s%s", code, out, errOut)
+	}
+}
+
+func TestRootDSELDIF(t *testing.T) {
+	for _, tc := range []struct {
+		attrs, want string // want "" = fatal
+		names       []string
+	}{
+		{"", "dn:\n", nil},
+		{"\n", "dn:\n", nil},
+		{"highestCommittedUSN: 1", "dn:\nhighestCommittedUSN: 1\n", []string{"highestCommittedUSN"}},
+		{"a: 1\r\nb:: Zm9v\n c\nd;lang-en: x\ne:< file:///x\nf:\nA: 2\n", "dn:\na: 1\nb:: Zm9v\n c\nd;lang-en: x\ne:< file:///x\nf:\nA: 2\n",
+			[]string{"a", "b", "d;lang-en", "e", "f"}},
+		{"dn: cn=x\na: 1", "", nil},
+		{"DN:", "", nil},
+		{"changetype: add", "", nil},
+		{"a: 1\n\nb: 2", "", nil},
+		{" a: 1", "", nil},
+		{"no colon", "", nil},
+		{"a:1", "", nil},
+	} {
+		var got string
+		var names []string
+		msg := catchFatal(t, func(tb testing.TB) { got, names = rootDSELDIF(tb, "RootDSE", tc.attrs) })
+		if got != tc.want || !slices.Equal(names, tc.names) || (tc.want == "") != (msg != "") {
+			t.Errorf("rootDSELDIF(%q) = %q, %q, fatal %q; want %q, %q", tc.attrs, got, names, msg, tc.want, tc.names)
+		}
 	}
 }
