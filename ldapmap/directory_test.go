@@ -1,7 +1,6 @@
 package ldapmap
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"log/slog"
@@ -12,6 +11,7 @@ import (
 	"time"
 
 	"github.com/presencegw/presencegw/internal/store"
+	"github.com/presencegw/presencegw/internal/testenv"
 )
 
 // fakeSource is a Source whose answers a test scripts.
@@ -233,7 +233,7 @@ func TestRunBacksOffPerSource(t *testing.T) {
 
 // Conflicts are logged when they appear or change, not at every sync.
 func TestConflictsLoggedOnce(t *testing.T) {
-	var logs syncBuffer
+	var logs testenv.Buffer
 	log := slog.New(slog.NewTextHandler(&logs, nil))
 	src := &fakeSource{name: "f", full: snapshot(
 		person("f", "cn=a", "a@chat", "a@example.com", "shared@example.com"),
@@ -264,22 +264,4 @@ func TestConflictsLoggedOnce(t *testing.T) {
 	if r.Person == nil || r.Person.DN != "cn=b" || r.Person.MailboxID != "b@example.com" {
 		t.Errorf("override-decided conflict resolves to %+v, want cn=b's facts", r.Person)
 	}
-}
-
-// syncBuffer is a bytes.Buffer safe for concurrent writers.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
 }

@@ -12,7 +12,6 @@ import (
 	"path/filepath"
 	"regexp"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -182,24 +181,6 @@ func TestSyncResolveOverride(t *testing.T) {
 	}
 }
 
-// syncBuffer is a bytes.Buffer safe for the server goroutine and the test.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
-
 func TestServeHealthAndGracefulShutdown(t *testing.T) {
 	slapd := testenv.StartSlapd(t, testenv.SlapdOptions{LDIF: []string{usersLDIF(t, 20)}})
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
@@ -210,7 +191,7 @@ func TestServeHealthAndGracefulShutdown(t *testing.T) {
 	ln.Close()
 	cfg := writeConfig(t, slapd, addr)
 	ctx, cancel := context.WithCancel(context.Background())
-	var logs syncBuffer
+	var logs testenv.Buffer
 	done := make(chan int)
 	go func() { done <- run(ctx, []string{"serve", "-c", cfg}, io.Discard, &logs) }()
 
@@ -268,7 +249,7 @@ func TestDemoServes(t *testing.T) {
 	ln.Close()
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
-	var logs syncBuffer
+	var logs testenv.Buffer
 	done := make(chan int, 1)
 	go func() { done <- run(ctx, []string{"demo", "--listen", addr}, io.Discard, &logs) }()
 	ok := false
