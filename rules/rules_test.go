@@ -377,10 +377,10 @@ func TestLocalizedTexts(t *testing.T) {
 
 func TestFirstLine(t *testing.T) {
 	for in, want := range map[string]string{
-		"":                       "",
-		"\n\n  hello \n world":   "hello",
-		"one line":               "one line",
-		"\r\n\tcrlf line\r\nx":   "crlf line",
+		"":                     "",
+		"\n\n  hello \n world": "hello",
+		"one line":             "one line",
+		"\r\n\tcrlf line\r\nx": "crlf line",
 	} {
 		if got := firstLine(in); got != want {
 			t.Errorf("firstLine(%q) = %q, want %q", in, got, want)
