@@ -453,3 +453,19 @@ func firstLine(s string) string {
 	}
 	return ""
 }
+
+// MailboxFacts is what a calendar source returns for one mailbox: the
+// exchange format between the sources (Graph, EWS, ICS) and the engine,
+// which turns it into a Calendar.
+type MailboxFacts struct {
+	Mailbox string
+	// Events of the window asked for (schedules).
+	Events []Event
+	// Location is the mailbox's time zone when the source knows it.
+	Location *time.Location
+	// AutoReply is the out-of-office setting (auto-reply reads).
+	AutoReply AutoReply
+	// Err is set when this mailbox failed alone (not found, access
+	// denied); the others of the same request are still good.
+	Err error
+}
