@@ -1,0 +1,270 @@
+package presence
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"path/filepath"
+	"sort"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/presencegw/presencegw/internal/store"
+	"github.com/presencegw/presencegw/rules"
+)
+
+// fakeSource is a CalendarSource whose calendars a test sets.
+type fakeSource struct {
+	mu        sync.Mutex
+	events    map[string][]rules.Event
+	replies   map[string]rules.AutoReply
+	failing   map[string]bool // per-mailbox errors
+	down      bool            // every call fails
+	schedCall []call
+	replyCall []call
+}
+
+type call struct {
+	at        time.Time
+	mailboxes []string
+}
+
+func newFake() *fakeSource {
+	return &fakeSource{events: map[string][]rules.Event{}, replies: map[string]rules.AutoReply{}, failing: map[string]bool{}}
+}
+
+func (f *fakeSource) BatchSizes() (int, int) { return 20, 50 }
+
+func (f *fakeSource) Schedules(_ context.Context, mbs []string, _, _ time.Time) ([]rules.MailboxFacts, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.schedCall = append(f.schedCall, call{time.Now(), mbs})
+	if f.down {
+		return nil, errors.New("graph is down")
+	}
+	out := make([]rules.MailboxFacts, len(mbs))
+	for i, mb := range mbs {
+		out[i] = rules.MailboxFacts{Mailbox: mb, Events: f.events[mb], Location: time.UTC}
+		if f.failing[mb] {
+			out[i].Err = errors.New("ErrorAccessDenied")
+		}
+	}
+	return out, nil
+}
+
+func (f *fakeSource) AutoReplies(_ context.Context, mbs []string) ([]rules.MailboxFacts, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.replyCall = append(f.replyCall, call{time.Now(), mbs})
+	if f.down {
+		return nil, errors.New("graph is down")
+	}
+	out := make([]rules.MailboxFacts, len(mbs))
+	for i, mb := range mbs {
+		out[i] = rules.MailboxFacts{Mailbox: mb, AutoReply: f.replies[mb]}
+		if r, ok := f.replies[mb]; !ok || r.Status == "" {
+			out[i].AutoReply.Status = rules.AutoReplyDisabled
+		}
+	}
+	return out, nil
+}
+
+func (f *fakeSource) set(fn func(*fakeSource)) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	fn(f)
+}
+
+func (f *fakeSource) calls() (sched, replies []call) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return append([]call(nil), f.schedCall...), append([]call(nil), f.replyCall...)
+}
+
+func quiet() *slog.Logger { return slog.New(slog.NewTextHandler(io.Discard, nil)) }
+
+func newEngine(t testing.TB, opts Options) (*Engine, *store.DB) {
+	t.Helper()
+	st, err := store.Open(filepath.Join(t.TempDir(), "state.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { st.Close() })
+	e, err := New(rules.DefaultPolicy(), opts, st, quiet())
+	if err != nil {
+		t.Fatal(err)
+	}
+	return e, st
+}
+
+// waitFor reads changes until one for mailbox has state, or fails.
+func waitFor(t *testing.T, ch <-chan Change, mailbox string, state rules.State, within time.Duration) Change {
+	t.Helper()
+	deadline := time.After(within)
+	for {
+		select {
+		case c := <-ch:
+			if c.Mailbox == mailbox && c.Output.State == state {
+				return c
+			}
+		case <-deadline:
+			t.Fatalf("no %s change for %s within %v", state, mailbox, within)
+		}
+	}
+}
+
+// The state flips at the meeting's start and end by the engine's own
+// timers: the source is asked once, before.
+func TestBoundaryFlipsWithoutPolling(t *testing.T) {
+	e, _ := newEngine(t, Options{})
+	e.Track([]string{"alice@example.com"})
+	ch, stop := e.Subscribe(16)
+	defer stop()
+	start := time.Now().Add(300 * time.Millisecond)
+	end := start.Add(300 * time.Millisecond)
+	e.SetChat("alice@example.com", rules.Chat{Known: true, Resources: []rules.Resource{{Name: "pc", Status: "coding"}}})
+	e.applySchedules([]rules.MailboxFacts{{Mailbox: "alice@example.com", Location: time.UTC,
+		Events: []rules.Event{{Start: start, End: end, ShowAs: rules.ShowBusy}}}}, time.Now())
+	busy := waitFor(t, ch, "alice@example.com", rules.Busy, 2*time.Second)
+	if late := busy.At.Sub(start); late < 0 || late > 100*time.Millisecond {
+		t.Errorf("busy at %v from the start, want within 100ms after", late)
+	}
+	if !strings.HasPrefix(busy.Output.Status, "In a meeting until ") {
+		t.Errorf("status %q", busy.Output.Status)
+	}
+	back := waitFor(t, ch, "alice@example.com", rules.Available, 2*time.Second)
+	if back.Output.Status != "coding" || back.At.Before(end) {
+		t.Errorf("after the meeting: %+v at %v (end %v)", back.Output, back.At, end)
+	}
+	// Manual dnd is kept during a meeting.
+	e.applySchedules([]rules.MailboxFacts{{Mailbox: "alice@example.com", Location: time.UTC,
+		Events: []rules.Event{{Start: time.Now().Add(-time.Minute), End: time.Now().Add(time.Hour), ShowAs: rules.ShowBusy}}}}, time.Now())
+	e.SetChat("alice@example.com", rules.Chat{Known: true, Resources: []rules.Resource{{Name: "pc", Show: rules.ShowDND, Status: "focus"}}})
+	if out, _ := e.Get("Alice@Example.com"); out.State != rules.DND || out.Calendar.State != rules.Busy {
+		t.Errorf("manual dnd in a meeting: %+v", out)
+	}
+}
+
+// Each mailbox is read once per interval, in batches spread over it.
+func TestPollerSpreadsBatches(t *testing.T) {
+	e, _ := newEngine(t, Options{PollInterval: 600 * time.Millisecond, AutoReplyInterval: 1200 * time.Millisecond})
+	src := newFake()
+	var ids []string
+	for i := range 100 {
+		ids = append(ids, fmt.Sprintf("user%03d@example.com", i))
+	}
+	e.Track(ids)
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { defer close(done); e.Run(ctx, src) }()
+	time.Sleep(550 * time.Millisecond)
+	cancel()
+	<-done
+	sched, replies := src.calls()
+	if len(sched) != 5 {
+		t.Fatalf("%d schedule calls in the first interval, want 5 (100 mailboxes / 20)", len(sched))
+	}
+	seen := map[string]int{}
+	for _, c := range sched {
+		if len(c.mailboxes) != 20 {
+			t.Errorf("batch of %d", len(c.mailboxes))
+		}
+		for _, m := range c.mailboxes {
+			seen[m]++
+		}
+	}
+	if len(seen) != 100 {
+		t.Errorf("%d distinct mailboxes read, want 100", len(seen))
+	}
+	sort.Slice(sched, func(i, j int) bool { return sched[i].at.Before(sched[j].at) })
+	for i := 1; i < len(sched); i++ {
+		// Step 120ms, jitter up to 12ms.
+		if gap := sched[i].at.Sub(sched[i-1].at); gap < 90*time.Millisecond {
+			t.Errorf("batches %d and %d only %v apart: a burst", i-1, i, gap)
+		}
+	}
+	if len(replies) < 1 || len(replies[0].mailboxes) != 50 {
+		t.Errorf("auto-reply calls = %d, want batches of 50", len(replies))
+	}
+}
+
+// A mailbox that fails alone is held back; a source outage keeps the
+// last facts until the look-ahead runs out.
+func TestFailuresAndOutage(t *testing.T) {
+	e, _ := newEngine(t, Options{PollInterval: 100 * time.Millisecond, AutoReplyInterval: time.Hour, LookAhead: 700 * time.Millisecond, MailboxRetry: time.Hour})
+	src := newFake()
+	meeting := []rules.Event{{Start: time.Now().Add(-time.Minute), End: time.Now().Add(time.Hour), ShowAs: rules.ShowBusy}}
+	src.set(func(f *fakeSource) {
+		f.events["ok@example.com"] = meeting
+		f.events["denied@example.com"] = meeting
+		f.failing["denied@example.com"] = true
+	})
+	e.Track([]string{"ok@example.com", "denied@example.com"})
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	go e.Run(ctx, src)
+	time.Sleep(250 * time.Millisecond)
+	if out, _ := e.Get("ok@example.com"); out.Calendar.State != rules.Busy {
+		t.Fatalf("ok = %+v", out)
+	}
+	if out, _ := e.Get("denied@example.com"); out.Calendar.State != rules.Unknown {
+		t.Errorf("denied = %+v, want no facts", out)
+	}
+	sched, _ := src.calls()
+	deniedAsked := 0
+	for _, c := range sched {
+		for _, m := range c.mailboxes {
+			if m == "denied@example.com" {
+				deniedAsked++
+			}
+		}
+	}
+	if deniedAsked != 1 {
+		t.Errorf("failing mailbox asked %d times in 2+ intervals, want once (held back)", deniedAsked)
+	}
+	// Outage: facts stay (stale) until the look-ahead runs out.
+	src.set(func(f *fakeSource) { f.down = true })
+	time.Sleep(300 * time.Millisecond)
+	if out, _ := e.Get("ok@example.com"); out.Calendar.State != rules.Busy || !e.Stale("ok@example.com") {
+		t.Errorf("during the outage: %+v stale=%v, want the last facts, marked stale", out, e.Stale("ok@example.com"))
+	}
+	time.Sleep(500 * time.Millisecond)
+	if out, _ := e.Get("ok@example.com"); out.Calendar.State != rules.Unknown {
+		t.Errorf("after the look-ahead: %+v, want the facts expired", out)
+	}
+}
+
+func TestOptOutSurvivesRestart(t *testing.T) {
+	st, err := store.Open(filepath.Join(t.TempDir(), "state.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	e, _ := New(rules.DefaultPolicy(), Options{}, st, quiet())
+	if err := e.SetOptOut("Bob@example.com", true); err != nil {
+		t.Fatal(err)
+	}
+	e2, err := New(rules.DefaultPolicy(), Options{}, st, quiet())
+	if err != nil {
+		t.Fatal(err)
+	}
+	e2.Track([]string{"bob@example.com"})
+	e2.applySchedules([]rules.MailboxFacts{{Mailbox: "bob@example.com", Events: []rules.Event{{Start: time.Now().Add(-time.Minute), End: time.Now().Add(time.Hour), ShowAs: rules.ShowBusy}}}}, time.Now())
+	e2.applyAutoReplies([]rules.MailboxFacts{{Mailbox: "bob@example.com", AutoReply: rules.AutoReply{Status: rules.AutoReplyAlways}}}, time.Now())
+	if !e2.OptedOut("bob@example.com") {
+		t.Fatal("opt-out lost on restart")
+	}
+	if out, _ := e2.Get("bob@example.com"); out.Calendar.State != rules.Unknown || out.State == rules.Busy || out.State == rules.OOF {
+		t.Errorf("opted-out person shows the calendar: %+v", out)
+	}
+	if err := e2.SetOptOut("bob@example.com", false); err != nil {
+		t.Fatal(err)
+	}
+	if out, _ := e2.Get("bob@example.com"); out.State != rules.OOF {
+		t.Errorf("after opting back in: %+v, want OOF", out)
+	}
+}
