@@ -26,6 +26,7 @@ type fakeSource struct {
 	down      bool            // every call fails
 	schedCall []call
 	replyCall []call
+	sizes     [2]int // batch sizes; default 20 and 50
 }
 
 type call struct {
@@ -37,7 +38,12 @@ func newFake() *fakeSource {
 	return &fakeSource{events: map[string][]rules.Event{}, replies: map[string]rules.AutoReply{}, failing: map[string]bool{}}
 }
 
-func (f *fakeSource) BatchSizes() (int, int) { return 20, 50 }
+func (f *fakeSource) BatchSizes() (int, int) {
+	if f.sizes[0] == 0 {
+		return 20, 50
+	}
+	return f.sizes[0], f.sizes[1]
+}
 
 func (f *fakeSource) Schedules(_ context.Context, mbs []string, _, _ time.Time) ([]rules.MailboxFacts, error) {
 	f.mu.Lock()
