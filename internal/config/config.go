@@ -37,6 +37,11 @@ type Config struct {
 	LDAP []LDAP `yaml:"ldap"`
 	// Files lists file directories (YAML or CSV), for small sites and demos.
 	Files []File `yaml:"files"`
+	// Calendar configures polling; Graph the Microsoft Graph source (no
+	// calendar source when absent); Policy what calendars do to presence.
+	Calendar Calendar `yaml:"calendar"`
+	Graph    *Graph   `yaml:"graph"`
+	Policy   Policy   `yaml:"policy"`
 
 	// path is the file the config came from; lines maps field paths
 	// ("ldap[0].url") to their line there. Both feed error messages of
@@ -372,6 +377,7 @@ func (c *Config) applyDefaults() {
 	for i := range c.LDAP {
 		c.LDAP[i].applyDefaults()
 	}
+	c.applyCalendarDefaults()
 	base := filepath.Dir(c.path)
 	for i := range c.Files {
 		if c.Files[i].Path != "" && !filepath.IsAbs(c.Files[i].Path) && c.path != "" {
@@ -451,6 +457,7 @@ func def(s *string, v string) {
 }
 
 func (c *Config) validate(p *Problems) {
+	c.validateCalendar(p)
 	if _, _, err := net.SplitHostPort(c.Listen); err != nil {
 		p.Add("listen", "must be host:port: %v", err)
 	}
@@ -575,27 +582,15 @@ func (l *LDAP) validate(p *Problems, path string) {
 			p.Add(path+"."+at.field, "%q is not an LDAP attribute name", at.name)
 		}
 	}
-	if l.CAFile != "" {
-		if _, err := os.Stat(l.CAFile); err != nil {
-			p.Add(path+".ca_file", "%v", err)
-		}
-	}
+	checkFile(p, path+".ca_file", l.CAFile)
 	if l.BindDN != "" && l.BindPasswordFile == "" && l.BindPasswordEnv == "" {
 		p.Add(path+".bind_dn", "needs bind_password_file or bind_password_env")
 	}
 	if l.BindPasswordFile != "" && l.BindPasswordEnv != "" {
 		p.Add(path+".bind_password_file", "set bind_password_file or bind_password_env, not both")
 	}
-	if l.BindPasswordFile != "" {
-		if _, err := os.Stat(l.BindPasswordFile); err != nil {
-			p.Add(path+".bind_password_file", "%v", err)
-		}
-	}
-	if l.BindPasswordEnv != "" {
-		if _, ok := os.LookupEnv(l.BindPasswordEnv); !ok {
-			p.Add(path+".bind_password_env", "environment variable %s is not set", l.BindPasswordEnv)
-		}
-	}
+	checkFile(p, path+".bind_password_file", l.BindPasswordFile)
+	checkEnv(p, path+".bind_password_env", l.BindPasswordEnv)
 	if l.BaseDN == "" {
 		p.Add(path+".base_dn", "is required")
 	}

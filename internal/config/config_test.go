@@ -139,6 +139,9 @@ func TestLoadValidFull(t *testing.T) {
 			JID: JIDRule{Template: "{{.uid}}@chat.example.net"},
 		}},
 		Files: []File{{Name: "extra", Priority: -1, Path: peopleFile}},
+		Calendar: Calendar{PollInterval: Duration(5 * time.Minute), AutoReplyInterval: Duration(15 * time.Minute),
+			LookAhead: Duration(8 * time.Hour), MailboxRetry: Duration(30 * time.Minute)},
+		Policy: Policy{Automatic: []string{"meetings", "oof"}, Tentative: "busy", AllDay: "ignore"},
 	}
 	if got := exported(c); !reflect.DeepEqual(got, want) {
 		t.Errorf("Load gave\n%+v\nwant\n%+v", got, want)
