@@ -117,6 +117,9 @@ type Directory struct {
 	// errors holds each source's last sync error (nil when it worked).
 	errors  map[string]error
 	metrics *metrics
+	// onRebuild is told about every new index (the calendar poller tracks
+	// its mailboxes).
+	onRebuild func(*Index)
 
 	index atomic.Pointer[Index]
 }
@@ -240,6 +243,9 @@ func (d *Directory) rebuild() {
 	ix := buildIndex(in, d.overrides)
 	old := d.index.Swap(ix)
 	d.logConflicts(old, ix)
+	if d.onRebuild != nil {
+		d.onRebuild(ix)
+	}
 	if d.metrics != nil {
 		d.metrics.observeIndex(ix)
 	}
@@ -278,6 +284,15 @@ func (d *Directory) logConflicts(old, ix *Index) {
 	for addr := range before {
 		d.log.Info("directory conflict gone", "address", addr)
 	}
+}
+
+// OnRebuild registers fn to be called with every new index, and once now
+// with the current one. fn runs with the directory locked: keep it short.
+func (d *Directory) OnRebuild(fn func(*Index)) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	d.onRebuild = fn
+	fn(d.index.Load())
 }
 
 // Index returns the current index.

@@ -318,6 +318,31 @@ func (ix *Index) Resolve(query string) Resolution {
 // Conflicts lists every contested address, sorted.
 func (ix *Index) Conflicts() []*Conflict { return ix.conflicts }
 
+// Mailboxes lists the mailbox ids of everyone the index resolves to,
+// sorted and without repeats: what the calendar poller tracks.
+func (ix *Index) Mailboxes() []string {
+	seen := map[string]bool{}
+	var out []string
+	add := func(m string) {
+		if m != "" && !seen[m] {
+			seen[m] = true
+			out = append(out, m)
+		}
+	}
+	for _, sl := range ix.slots {
+		if sl.p != nil {
+			add(sl.p.MailboxID)
+		}
+	}
+	for a, r := range ix.rare {
+		if o := r.override; o != nil && o.JID != "" && ix.slots[a].p == nil {
+			add(cmp.Or(o.MailboxID, a))
+		}
+	}
+	slices.Sort(out)
+	return out
+}
+
 // Len returns the number of people and of addresses in the index.
 func (ix *Index) Len() (people, addresses int) { return ix.people, len(ix.slots) }
 

@@ -238,3 +238,17 @@ func BenchmarkResolveSynthetic(b *testing.B) {
 	}
 	b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "lookups/s")
 }
+
+func TestIndexMailboxes(t *testing.T) {
+	a := person("ad", "cn=a", "a@chat", "a@example.com", "alias@example.com")
+	b := person("ad", "cn=b", "b@chat", "b@example.com")
+	b.MailboxID = "B.Box@example.com"
+	ov := map[string]*Override{
+		"ext@partner.org":  {Address: "ext@partner.org", JID: "ext@partner.org"},
+		"gone@partner.org": {Address: "gone@partner.org"},
+	}
+	got := buildIndex([]sourcePeople{src("ad", 1, a, b)}, ov).Mailboxes()
+	if fmt.Sprint(got) != "[B.Box@example.com a@example.com ext@partner.org]" {
+		t.Errorf("Mailboxes() = %v", got)
+	}
+}

@@ -15,6 +15,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/collectors"
 
 	"github.com/presencegw/presencegw/internal/config"
+	"github.com/presencegw/presencegw/internal/presence"
 	"github.com/presencegw/presencegw/internal/store"
 	"github.com/presencegw/presencegw/ldapmap"
 	"github.com/presencegw/presencegw/web"
@@ -34,6 +35,9 @@ type app struct {
 	dir   *ldapmap.Directory
 	ldap  []*ldapmap.LDAPSource
 	demo  bool
+	// presence and calendar are nil without a calendar source.
+	presence *presence.Engine
+	calendar presence.CalendarSource
 }
 
 // loadConfig loads the file, or the demo defaults when path is empty.
@@ -41,7 +45,7 @@ func loadConfig(path string) (*config.Config, error) {
 	if path == "" {
 		return config.Defaults(), nil
 	}
-	return config.Load(path, ldapmap.CheckLDAPConfig)
+	return config.Load(path, ldapmap.CheckLDAPConfig, checkPolicy)
 }
 
 // openApp wires the directory over the configured sources and the store.
@@ -80,7 +84,36 @@ func openApp(cfg *config.Config, demo bool, log *slog.Logger) (*app, error) {
 		a.store.Close()
 		return nil, err
 	}
+	if err := a.openPresence(); err != nil {
+		a.store.Close()
+		return nil, err
+	}
 	return a, nil
+}
+
+// openPresence starts the presence engine when there is a calendar
+// source, tracking every mailbox the directory resolves to.
+func (a *app) openPresence() error {
+	src, err := calendarSource(a.cfg, a.demo, a.log)
+	if err != nil || src == nil {
+		return err
+	}
+	pol, err := policyFrom(a.cfg.Policy)
+	if err != nil {
+		return err
+	}
+	if a.demo {
+		pol.AllDay = true // show erin's all-day event
+	}
+	c := a.cfg.Calendar
+	a.presence, err = presence.New(pol, presence.Options{PollInterval: c.PollInterval.D(), AutoReplyInterval: c.AutoReplyInterval.D(),
+		LookAhead: c.LookAhead.D(), MailboxRetry: c.MailboxRetry.D()}, a.store, a.log)
+	if err != nil {
+		return err
+	}
+	a.calendar = src
+	a.dir.OnRebuild(func(ix *ldapmap.Index) { a.presence.Track(ix.Mailboxes()) })
+	return nil
 }
 
 func (a *app) close() {
@@ -133,6 +166,11 @@ func serve(ctx context.Context, path, listen string, errOut io.Writer) error {
 	if err := a.dir.RegisterMetrics(reg); err != nil {
 		return err
 	}
+	if a.presence != nil {
+		if err := a.presence.RegisterMetrics(reg); err != nil {
+			return err
+		}
+	}
 	ln, err := net.Listen("tcp", listen)
 	if err != nil {
 		return fmt.Errorf("listen: %w", err)
@@ -144,11 +182,23 @@ func serve(ctx context.Context, path, listen string, errOut io.Writer) error {
 	}
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
-	syncDone := make(chan struct{})
+	dirDone := make(chan struct{})
+	pollDone := make(chan struct{})
 	go func() {
-		defer close(syncDone)
+		defer close(dirDone)
 		a.dir.Run(ctx, ldapmap.Schedule{Incremental: cfg.Directory.IncrementalInterval.D(), Full: cfg.Directory.FullInterval.D()})
 	}()
+	if a.presence != nil {
+		changes, stop := a.presence.Subscribe(1024)
+		defer stop()
+		go func() {
+			defer close(pollDone)
+			a.presence.Run(ctx, a.calendar)
+		}()
+		go logChanges(log, changes)
+	} else {
+		close(pollDone)
+	}
 	serveErr := make(chan error, 1)
 	go func() { serveErr <- srv.Serve(ln) }()
 	log.Info("presencegw listening", "addr", ln.Addr().String(), "version", version(), "demo", a.demo)
@@ -160,19 +210,28 @@ func serve(ctx context.Context, path, listen string, errOut io.Writer) error {
 		log.Info("shutting down")
 	case err := <-serveErr:
 		cancel()
-		<-syncDone
+		<-dirDone
+		<-pollDone
 		return fmt.Errorf("http server: %w", err)
 	}
 	shutdownCtx, done := context.WithTimeout(context.Background(), 10*time.Second)
 	defer done()
 	err = srv.Shutdown(shutdownCtx)
 	cancel()
-	<-syncDone
+	<-dirDone
+	<-pollDone
 	if err != nil {
 		return fmt.Errorf("shutdown: %w", err)
 	}
 	log.Info("stopped")
 	return nil
+}
+
+// logChanges logs every presence change: what the gateway will publish.
+func logChanges(log *slog.Logger, changes <-chan presence.Change) {
+	for c := range changes {
+		log.Info("presence changed", "mailbox", c.Mailbox, "state", c.Output.State, "status", c.Output.Status, "source", c.Output.Source)
+	}
 }
 
 // ready is /readyz: every source has been read at least once (now or

@@ -10,12 +10,13 @@ import (
 	"time"
 
 	"github.com/presencegw/presencegw/ldapmap"
+	"github.com/presencegw/presencegw/rules"
 )
 
 // cliApp opens the app for a one-shot command: logs go to errOut at warn
 // level unless -v, so the command's own output stays readable.
 func cliApp(path string, verbose bool, errOut io.Writer) (*app, error) {
-	level := "warn"
+	level := "error"
 	if verbose {
 		level = "debug"
 	}
@@ -58,16 +59,28 @@ func runResolve(ctx context.Context, args []string, out, errOut io.Writer) error
 		if *live {
 			liveRes = a.lookupLive(ctx, addr)
 		}
+		pres, err := a.presenceOf(ctx, r)
+		if err != nil {
+			fmt.Fprintf(errOut, "presencegw resolve: calendar of %s: %v\n", addr, err)
+		}
 		if *asJSON {
 			if err := enc.Encode(struct {
 				ldapmap.Resolution
-				Live []liveAnswer `json:"live,omitempty"`
-			}{r, liveRes}); err != nil {
+				Presence *rules.Output `json:"presence,omitempty"`
+				Live     []liveAnswer  `json:"live,omitempty"`
+			}{r, pres, liveRes}); err != nil {
 				return err
 			}
 			continue
 		}
 		fmt.Fprint(out, r.String())
+		if pres != nil {
+			line := string(pres.State)
+			if pres.Status != "" {
+				line += " · " + pres.Status
+			}
+			fmt.Fprintf(out, "  %-11s %s (%s)\n", "presence:", line, pres.Source)
+		}
 		for _, l := range liveRes {
 			if l.Error != "" {
 				fmt.Fprintf(out, "  %-11s %s: %s\n", "live:", l.Source, l.Error)
@@ -85,6 +98,19 @@ func runResolve(ctx context.Context, args []string, out, errOut io.Writer) error
 		return errUnresolved
 	}
 	return nil
+}
+
+// presenceOf reads the calendar of a resolved person now and derives
+// their presence; nil without a calendar source or a person.
+func (a *app) presenceOf(ctx context.Context, r ldapmap.Resolution) (*rules.Output, error) {
+	if a.presence == nil || r.Person == nil || r.Person.MailboxID == "" {
+		return nil, nil
+	}
+	if err := a.presence.Refresh(ctx, a.calendar, r.Person.MailboxID); err != nil {
+		return nil, err
+	}
+	out, _ := a.presence.Get(r.Person.MailboxID)
+	return &out, nil
 }
 
 // liveAnswer is what one LDAP directory says about an address right now.

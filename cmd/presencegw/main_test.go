@@ -69,6 +69,20 @@ func TestResolveDemo(t *testing.T) {
 	if code, _, errOut := cli(t, "resolve"); code != 2 || !strings.Contains(errOut, "give at least one address") {
 		t.Errorf("resolve without address: %d %q", code, errOut)
 	}
+	// The demo calendar drives presence.
+	code, out, _ = cli(t, "resolve", "alice@example.com", "bob@example.com", "carol@example.com", "frank@example.com")
+	for _, want := range []string{
+		"presence:   busy · In a meeting until ",
+		"presence:   oof · Out of office until Mon ",
+		"presence:   available (calendar)",
+	} {
+		if code != 0 || !strings.Contains(out, want) {
+			t.Errorf("demo presence lacks %q:\n%s", want, out)
+		}
+	}
+	if strings.Contains(out, "Design review") {
+		t.Errorf("meeting subjects shown without the policy allowing it:\n%s", out)
+	}
 	if code, out, _ := cli(t, "conflicts"); code != 0 || !strings.Contains(out, "support@example.com: unresolved conflict") {
 		t.Errorf("conflicts: %d %q", code, out)
 	}

@@ -45,6 +45,14 @@ func (e *Engine) cycle(ctx context.Context, kind string, interval time.Duration,
 	for ctx.Err() == nil {
 		start := e.now()
 		batches := e.batches(size, start)
+		if len(batches) == 0 {
+			// Nothing tracked yet (the directory's first sync is still
+			// running): look again soon instead of an interval later.
+			if !sleepUntil(ctx, start.Add(min(interval, time.Second))) {
+				return
+			}
+			continue
+		}
 		step := interval / time.Duration(max(len(batches), 1))
 		for i, batch := range batches {
 			due := start.Add(time.Duration(i) * step)
@@ -157,4 +165,38 @@ func sleepUntil(ctx context.Context, t time.Time) bool {
 	case <-ctx.Done():
 		return false
 	}
+}
+
+// Refresh reads the given mailboxes (all tracked ones when ids is empty)
+// from the source now, once, and waits: for one-shot commands and for
+// tests, where waiting for the poller's spread would be pointless.
+func (e *Engine) Refresh(ctx context.Context, src CalendarSource, ids ...string) error {
+	if len(ids) == 0 {
+		ids = e.Mailboxes()
+	} else {
+		e.mu.Lock()
+		for _, id := range ids {
+			e.mailbox(id)
+		}
+		e.mu.Unlock()
+	}
+	schedSize, replySize := src.BatchSizes()
+	now := e.now()
+	for start := 0; start < len(ids); start += schedSize {
+		batch := ids[start:min(start+schedSize, len(ids))]
+		facts, err := src.Schedules(ctx, batch, now.Add(-e.opts.LookBehind), now.Add(e.opts.LookAhead))
+		if err != nil {
+			return err
+		}
+		e.applySchedules(facts, now)
+	}
+	for start := 0; start < len(ids); start += replySize {
+		batch := ids[start:min(start+replySize, len(ids))]
+		facts, err := src.AutoReplies(ctx, batch)
+		if err != nil {
+			return err
+		}
+		e.applyAutoReplies(facts, now)
+	}
+	return nil
 }
