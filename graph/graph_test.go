@@ -10,6 +10,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/testutil"
+
 	"github.com/presencegw/presencegw/graph"
 	"github.com/presencegw/presencegw/graph/graphtest"
 	"github.com/presencegw/presencegw/rules"
@@ -215,5 +218,31 @@ func TestHTMLToText(t *testing.T) {
 		if got := graph.HTMLToText(in); got != want {
 			t.Errorf("HTMLToText(%q) = %q, want %q", in, got, want)
 		}
+	}
+}
+
+func TestMetrics(t *testing.T) {
+	fake := graphtest.New(t)
+	fake.SetMailbox("alice@example.com", graphtest.Mailbox{})
+	src := newSource(t, fake, nil)
+	fake.Fail(1, 429, "0")
+	if _, err := src.Schedules(context.Background(), []string{"alice@example.com"}, t0, t0.Add(time.Hour)); err != nil {
+		t.Fatal(err)
+	}
+	reg := prometheus.NewRegistry()
+	if err := src.RegisterMetrics(reg); err != nil {
+		t.Fatal(err)
+	}
+	want := `
+# HELP presencegw_graph_requests_total HTTP requests to Microsoft Graph by status, retries included.
+# TYPE presencegw_graph_requests_total counter
+presencegw_graph_requests_total{status="200"} 1
+presencegw_graph_requests_total{status="429"} 1
+# HELP presencegw_graph_throttled_total Graph responses with 429, 503 or 504.
+# TYPE presencegw_graph_throttled_total counter
+presencegw_graph_throttled_total 1
+`
+	if err := testutil.GatherAndCompare(reg, strings.NewReader(want), "presencegw_graph_requests_total", "presencegw_graph_throttled_total"); err != nil {
+		t.Error(err)
 	}
 }

@@ -171,6 +171,13 @@ func serve(ctx context.Context, path, listen string, errOut io.Writer) error {
 			return err
 		}
 	}
+	if m, ok := a.calendar.(interface {
+		RegisterMetrics(prometheus.Registerer) error
+	}); ok {
+		if err := m.RegisterMetrics(reg); err != nil {
+			return err
+		}
+	}
 	ln, err := net.Listen("tcp", listen)
 	if err != nil {
 		return fmt.Errorf("listen: %w", err)

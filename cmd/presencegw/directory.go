@@ -350,3 +350,42 @@ func runDoctor(ctx context.Context, args []string, out, errOut io.Writer) error 
 	}
 	return nil
 }
+
+func runOptOut(ctx context.Context, args []string, out, errOut io.Writer) error {
+	fs := newFlags("optout", errOut)
+	path := fs.String("c", "", "configuration file (default: the embedded demo directory)")
+	pos, err := parse(fs, args)
+	if err != nil {
+		return err
+	}
+	if len(pos) < 1 || len(pos) > 2 || len(pos) == 2 && pos[1] != "on" && pos[1] != "off" {
+		return fmt.Errorf("%w: give an address and on, off or nothing", errUsage)
+	}
+	a, err := cliApp(*path, false, errOut)
+	if err != nil {
+		return err
+	}
+	defer a.close()
+	if err := a.ensureSynced(ctx, false, errOut); err != nil {
+		return err
+	}
+	if a.presence == nil {
+		return fmt.Errorf("no calendar source is configured (graph:), so there is nothing to opt out of")
+	}
+	r := a.dir.Resolve(pos[0])
+	if r.Person == nil || r.Person.MailboxID == "" {
+		return fmt.Errorf("%s: %s", pos[0], strings.TrimSpace(strings.SplitN(r.String(), "\n", 2)[0]))
+	}
+	mb := r.Person.MailboxID
+	if len(pos) == 2 {
+		if err := a.presence.SetOptOut(mb, pos[1] == "on"); err != nil {
+			return err
+		}
+	}
+	state := "calendar states apply"
+	if a.presence.OptedOut(mb) {
+		state = "opted out: calendar states do not apply"
+	}
+	fmt.Fprintf(out, "%s (mailbox %s): %s\n", r.Address, mb, state)
+	return nil
+}

@@ -37,6 +37,7 @@ func init() {
 		{"sync", "-c FILE [--json]", "read every directory in full now, showing progress", runSync},
 		{"conflicts", "[-c FILE] [--json]", "list addresses claimed by several people", runConflicts},
 		{"override", "-c FILE set ADDRESS JID | remove ADDRESS | delete ADDRESS | list", "manage admin overrides of single mappings", runOverride},
+		{"optout", "-c FILE ADDRESS [on|off]", "keep a person's chat presence free of calendar states (no argument: show)", runOptOut},
 		{"doctor", "-c FILE", "check the configuration and reach every directory", runDoctor},
 		{"version", "", "print the version", runVersion},
 	}

@@ -83,6 +83,12 @@ func TestResolveDemo(t *testing.T) {
 	if strings.Contains(out, "Design review") {
 		t.Errorf("meeting subjects shown without the policy allowing it:\n%s", out)
 	}
+	if code, out, _ := cli(t, "optout", "alice@example.com"); code != 0 || !strings.Contains(out, "alice@example.com (mailbox alice@example.com): calendar states apply") {
+		t.Errorf("optout show: %d %q", code, out)
+	}
+	if code, _, errOut := cli(t, "optout", "nobody@example.com", "on"); code != 1 || !strings.Contains(errOut, "not found") {
+		t.Errorf("optout of an unknown address: %d %q", code, errOut)
+	}
 	if code, out, _ := cli(t, "conflicts"); code != 0 || !strings.Contains(out, "support@example.com: unresolved conflict") {
 		t.Errorf("conflicts: %d %q", code, out)
 	}

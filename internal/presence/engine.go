@@ -118,11 +118,32 @@ func New(policy rules.Policy, opts Options, st Store, log *slog.Logger) (*Engine
 	opts.defaults()
 	e := &Engine{policy: policy, opts: opts, store: st, log: log, now: time.Now,
 		mailboxes: map[string]*mailbox{}, subs: map[chan Change]struct{}{}}
-	err := st.ForEach(bucketOptOut, func(key string, _ []byte) error {
-		e.mailbox(key).optOut = true
+	return e, e.reloadOptOuts()
+}
+
+// reloadOptOuts reads the opt-outs from the store, so a change made by
+// another process (the CLI) applies at the next poll cycle.
+func (e *Engine) reloadOptOuts() error {
+	set := map[string]bool{}
+	err := e.store.ForEach(bucketOptOut, func(key string, _ []byte) error {
+		set[key] = true
 		return nil
 	})
-	return e, err
+	if err != nil {
+		return err
+	}
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	for k := range set {
+		e.mailbox(k)
+	}
+	for k, m := range e.mailboxes {
+		if m.optOut != set[k] {
+			m.optOut = set[k]
+			e.update(m)
+		}
+	}
+	return nil
 }
 
 func key(mailbox string) string { return strings.ToLower(strings.TrimSpace(mailbox)) }

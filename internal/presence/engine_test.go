@@ -274,3 +274,32 @@ func TestOptOutSurvivesRestart(t *testing.T) {
 		t.Errorf("after opting back in: %+v, want OOF", out)
 	}
 }
+
+// An opt-out written by another process (the CLI) reaches a running
+// engine at its next poll cycle.
+func TestOptOutFromAnotherProcess(t *testing.T) {
+	e, st := newEngine(t, Options{PollInterval: 100 * time.Millisecond, AutoReplyInterval: time.Hour})
+	src := newFake()
+	src.set(func(f *fakeSource) {
+		f.events["carl@example.com"] = []rules.Event{{Start: time.Now().Add(-time.Minute), End: time.Now().Add(time.Hour), ShowAs: rules.ShowBusy}}
+	})
+	e.Track([]string{"carl@example.com"})
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	go e.Run(ctx, src)
+	time.Sleep(50 * time.Millisecond)
+	if out, _ := e.Get("carl@example.com"); out.State != rules.Busy {
+		t.Fatalf("before: %+v", out)
+	}
+	cli, err := New(rules.DefaultPolicy(), Options{}, st, quiet())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := cli.SetOptOut("carl@example.com", true); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(250 * time.Millisecond)
+	if out, _ := e.Get("carl@example.com"); out.State == rules.Busy || !e.OptedOut("carl@example.com") {
+		t.Errorf("after the CLI opted out: %+v", out)
+	}
+}

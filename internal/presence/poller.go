@@ -19,7 +19,7 @@ func (e *Engine) Run(ctx context.Context, src CalendarSource) {
 	done := make(chan struct{})
 	go func() {
 		defer close(done)
-		e.cycle(ctx, "autoreplies", e.opts.AutoReplyInterval, replySize, sem, func(ctx context.Context, batch []string) error {
+		e.cycle(ctx, "autoreplies", e.opts.AutoReplyInterval, replySize, sem, nil, func(ctx context.Context, batch []string) error {
 			facts, err := src.AutoReplies(ctx, batch)
 			if err == nil {
 				e.applyAutoReplies(facts, e.now())
@@ -27,7 +27,13 @@ func (e *Engine) Run(ctx context.Context, src CalendarSource) {
 			return err
 		})
 	}()
-	e.cycle(ctx, "schedules", e.opts.PollInterval, schedSize, sem, func(ctx context.Context, batch []string) error {
+	// Once per cycle, opt-outs set from the CLI meanwhile are read.
+	reload := func() {
+		if err := e.reloadOptOuts(); err != nil {
+			e.log.Warn("reading opt-outs", "err", err)
+		}
+	}
+	e.cycle(ctx, "schedules", e.opts.PollInterval, schedSize, sem, reload, func(ctx context.Context, batch []string) error {
 		now := e.now()
 		facts, err := src.Schedules(ctx, batch, now.Add(-e.opts.LookBehind), now.Add(e.opts.LookAhead))
 		if err == nil {
@@ -41,8 +47,11 @@ func (e *Engine) Run(ctx context.Context, src CalendarSource) {
 // cycle runs fetch over every due mailbox once per interval, batch after
 // batch at even steps. The first cycle starts at once, so a restart is
 // answered from fresh facts within one interval.
-func (e *Engine) cycle(ctx context.Context, kind string, interval time.Duration, size int, sem chan struct{}, fetch func(context.Context, []string) error) {
+func (e *Engine) cycle(ctx context.Context, kind string, interval time.Duration, size int, sem chan struct{}, onCycle func(), fetch func(context.Context, []string) error) {
 	for ctx.Err() == nil {
+		if onCycle != nil {
+			onCycle()
+		}
 		start := e.now()
 		batches := e.batches(size, start)
 		if len(batches) == 0 {
