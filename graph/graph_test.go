@@ -2,9 +2,15 @@ package graph_test
 
 import (
 	"context"
+	"crypto/rand"
+	"crypto/rsa"
+	"crypto/x509"
+	"crypto/x509/pkix"
+	"encoding/pem"
 	"errors"
 	"io"
 	"log/slog"
+	"math/big"
 	"strings"
 	"sync"
 	"testing"
@@ -244,5 +250,47 @@ presencegw_graph_throttled_total 1
 `
 	if err := testutil.GatherAndCompare(reg, strings.NewReader(want), "presencegw_graph_requests_total", "presencegw_graph_throttled_total"); err != nil {
 		t.Error(err)
+	}
+}
+
+// Certificate credentials: a client assertion signed with the app's key.
+func TestCertificateCredential(t *testing.T) {
+	fake := graphtest.New(t)
+	fake.SetMailbox("alice@example.com", graphtest.Mailbox{})
+	key, err := rsa.GenerateKey(rand.Reader, 2048)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tmpl := &x509.Certificate{SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: "presencegw"},
+		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(time.Hour)}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cert, _ := x509.ParseCertificate(der)
+	fake.Certificate = cert
+	pemData := append(pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}),
+		pem.EncodeToMemory(&pem.Block{Type: "RSA PRIVATE KEY", Bytes: x509.MarshalPKCS1PrivateKey(key)})...)
+	src := newSource(t, fake, func(c *graph.Config) { c.ClientSecret, c.CertificatePEM = "", pemData })
+	if _, err := src.Schedules(context.Background(), []string{"alice@example.com"}, t0, t0.Add(time.Hour)); err != nil {
+		t.Fatalf("with a certificate: %v", err)
+	}
+	// An app certificate Entra ID does not know: refused by the server.
+	other, _ := rsa.GenerateKey(rand.Reader, 2048)
+	otherDER, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &other.PublicKey, other)
+	if err != nil {
+		t.Fatal(err)
+	}
+	pemOther := append(pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: otherDER}),
+		pem.EncodeToMemory(&pem.Block{Type: "RSA PRIVATE KEY", Bytes: x509.MarshalPKCS1PrivateKey(other)})...)
+	bad := newSource(t, fake, func(c *graph.Config) { c.ClientSecret, c.CertificatePEM = "", pemOther })
+	if _, err := bad.Schedules(context.Background(), []string{"alice@example.com"}, t0, t0.Add(time.Hour)); err == nil || !strings.Contains(err.Error(), "AADSTS700027") {
+		t.Errorf("with an unknown certificate: %v", err)
+	}
+	// A key that does not belong to the certificate: refused at start-up.
+	mismatched := append(pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}),
+		pem.EncodeToMemory(&pem.Block{Type: "RSA PRIVATE KEY", Bytes: x509.MarshalPKCS1PrivateKey(other)})...)
+	if _, err := graph.New(graph.Config{TenantID: "t", ClientID: "c", CertificatePEM: mismatched}, slog.Default()); err == nil {
+		t.Error("a key not matching the certificate was accepted")
 	}
 }

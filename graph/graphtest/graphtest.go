@@ -8,7 +8,13 @@ package graphtest
 
 import (
 	"compress/gzip"
+	"crypto"
+	"crypto/rsa"
+	"crypto/sha256"
+	"crypto/x509"
+	"encoding/base64"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"net/http"
 	"net/http/httptest"
@@ -73,6 +79,9 @@ type Server struct {
 	tokens    int
 	// MaxMailTips is the most addresses getMailTips accepts (default 100).
 	MaxMailTips int
+	// Certificate, when set, is the app's certificate: client
+	// assertions signed with its key are accepted instead of the secret.
+	Certificate *x509.Certificate
 }
 
 // New starts a fake Graph on 127.0.0.1 and stops it when the test ends.
@@ -156,18 +165,80 @@ func (s *Server) token(w http.ResponseWriter, r *http.Request) {
 		oauthError(w, "unsupported_grant_type", "grant_type must be client_credentials")
 	case r.Form.Get("client_id") != s.ClientID:
 		oauthError(w, "unauthorized_client", "AADSTS700016: Application with identifier '"+r.Form.Get("client_id")+"' was not found")
-	case r.Form.Get("client_secret") != s.ClientSecret && r.Form.Get("client_assertion") == "":
+	case r.Form.Get("client_assertion") != "":
+		if err := s.checkAssertion(r.Form.Get("client_assertion"), s.URL+r.URL.Path); err != nil {
+			oauthError(w, "invalid_client", "AADSTS700027: Client assertion failed signature validation: "+err.Error())
+			return
+		}
+		s.issue(w)
+	case r.Form.Get("client_secret") != s.ClientSecret:
 		oauthError(w, "invalid_client", "AADSTS7000215: Invalid client secret provided.")
 	case !hasDefaultScope(r.Form.Get("scope")):
 		oauthError(w, "invalid_scope", "AADSTS1002012: The provided value for scope is not valid: "+r.Form.Get("scope"))
 	default:
-		s.mu.Lock()
-		s.tokens++
-		n := s.tokens
-		s.mu.Unlock()
-		writeJSON(w, http.StatusOK, map[string]any{"token_type": "Bearer", "expires_in": 3599, "ext_expires_in": 3599,
-			"access_token": fmt.Sprintf("graphtest-token-%d", n)})
+		s.issue(w)
 	}
+}
+
+func (s *Server) issue(w http.ResponseWriter) {
+	s.mu.Lock()
+	s.tokens++
+	n := s.tokens
+	s.mu.Unlock()
+	writeJSON(w, http.StatusOK, map[string]any{"token_type": "Bearer", "expires_in": 3599, "ext_expires_in": 3599,
+		"access_token": fmt.Sprintf("graphtest-token-%d", n)})
+}
+
+// checkAssertion verifies a certificate credential's client assertion:
+// an RS256 JWT signed with the key of s.Certificate, for this client and
+// this token endpoint.
+func (s *Server) checkAssertion(jwt, endpoint string) error {
+	if s.Certificate == nil {
+		return errors.New("no certificate registered for the app")
+	}
+	parts := strings.Split(jwt, ".")
+	if len(parts) != 3 {
+		return errors.New("not a JWT")
+	}
+	var header struct{ Alg string }
+	var claims struct {
+		Aud, Iss, Sub string
+		Exp           int64
+	}
+	for i, v := range []any{&header, &claims} {
+		b, err := base64.RawURLEncoding.DecodeString(parts[i])
+		if err != nil {
+			return err
+		}
+		if err := json.Unmarshal(b, v); err != nil {
+			return err
+		}
+	}
+	sig, err := base64.RawURLEncoding.DecodeString(parts[2])
+	if err != nil {
+		return err
+	}
+	pub, ok := s.Certificate.PublicKey.(*rsa.PublicKey)
+	if !ok || header.Alg != "RS256" && header.Alg != "PS256" {
+		return fmt.Errorf("alg %s with %T", header.Alg, s.Certificate.PublicKey)
+	}
+	digest := sha256.Sum256([]byte(parts[0] + "." + parts[1]))
+	if header.Alg == "PS256" {
+		err = rsa.VerifyPSS(pub, crypto.SHA256, digest[:], sig, nil)
+	} else {
+		err = rsa.VerifyPKCS1v15(pub, crypto.SHA256, digest[:], sig)
+	}
+	switch {
+	case err != nil:
+		return fmt.Errorf("signature: %w", err)
+	case claims.Iss != s.ClientID || claims.Sub != s.ClientID:
+		return fmt.Errorf("iss/sub %s/%s", claims.Iss, claims.Sub)
+	case claims.Aud != endpoint:
+		return fmt.Errorf("aud %s, want %s", claims.Aud, endpoint)
+	case time.Unix(claims.Exp, 0).Before(time.Now()):
+		return errors.New("expired")
+	}
+	return nil
 }
 
 // hasDefaultScope checks for the "<resource>/.default" scope that the
