@@ -268,7 +268,7 @@ func TestCertificateCredential(t *testing.T) {
 		t.Fatal(err)
 	}
 	cert, _ := x509.ParseCertificate(der)
-	fake.Certificate = cert
+	fake.AppCertificate = cert
 	pemData := append(pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}),
 		pem.EncodeToMemory(&pem.Block{Type: "RSA PRIVATE KEY", Bytes: x509.MarshalPKCS1PrivateKey(key)})...)
 	src := newSource(t, fake, func(c *graph.Config) { c.ClientSecret, c.CertificatePEM = "", pemData })

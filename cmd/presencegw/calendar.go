@@ -1,8 +1,11 @@
 package main
 
 import (
+	"crypto/tls"
+	"crypto/x509"
 	"fmt"
 	"log/slog"
+	"net/http"
 	"os"
 	"slices"
 	"time"
@@ -66,6 +69,19 @@ func calendarSource(cfg *config.Config, demo bool, log *slog.Logger) (presence.C
 			return nil, fmt.Errorf("graph client secret: %w", err)
 		}
 		gc.ClientSecret = secret
+	}
+	if g.CAFile != "" {
+		pemData, err := os.ReadFile(g.CAFile)
+		if err != nil {
+			return nil, fmt.Errorf("graph ca_file: %w", err)
+		}
+		pool := x509.NewCertPool()
+		if !pool.AppendCertsFromPEM(pemData) {
+			return nil, fmt.Errorf("graph ca_file %s holds no PEM certificate", g.CAFile)
+		}
+		tr := http.DefaultTransport.(*http.Transport).Clone()
+		tr.TLSClientConfig = &tls.Config{RootCAs: pool, MinVersion: tls.VersionTLS12}
+		gc.Transport = tr
 	}
 	return graph.New(gc, log)
 }

@@ -79,9 +79,9 @@ type Server struct {
 	tokens    int
 	// MaxMailTips is the most addresses getMailTips accepts (default 100).
 	MaxMailTips int
-	// Certificate, when set, is the app's certificate: client
+	// AppCertificate, when set, is the app's certificate: client
 	// assertions signed with its key are accepted instead of the secret.
-	Certificate *x509.Certificate
+	AppCertificate *x509.Certificate
 }
 
 // New starts a fake Graph on 127.0.0.1 and stops it when the test ends.
@@ -193,7 +193,7 @@ func (s *Server) issue(w http.ResponseWriter) {
 // an RS256 JWT signed with the key of s.Certificate, for this client and
 // this token endpoint.
 func (s *Server) checkAssertion(jwt, endpoint string) error {
-	if s.Certificate == nil {
+	if s.AppCertificate == nil {
 		return errors.New("no certificate registered for the app")
 	}
 	parts := strings.Split(jwt, ".")
@@ -218,9 +218,9 @@ func (s *Server) checkAssertion(jwt, endpoint string) error {
 	if err != nil {
 		return err
 	}
-	pub, ok := s.Certificate.PublicKey.(*rsa.PublicKey)
+	pub, ok := s.AppCertificate.PublicKey.(*rsa.PublicKey)
 	if !ok || header.Alg != "RS256" && header.Alg != "PS256" {
-		return fmt.Errorf("alg %s with %T", header.Alg, s.Certificate.PublicKey)
+		return fmt.Errorf("alg %s with %T", header.Alg, s.AppCertificate.PublicKey)
 	}
 	digest := sha256.Sum256([]byte(parts[0] + "." + parts[1]))
 	if header.Alg == "PS256" {

@@ -37,6 +37,9 @@ type Graph struct {
 	// BaseURL and AuthorityHost select the cloud (national clouds).
 	BaseURL       string `yaml:"base_url"`
 	AuthorityHost string `yaml:"authority_host"`
+	// CAFile is a PEM bundle trusted for Graph and the login host, for a
+	// TLS-inspecting proxy; default the system's roots.
+	CAFile string `yaml:"ca_file"`
 	// MailTipsBatch is the number of mailboxes per getMailTips request.
 	MailTipsBatch int `yaml:"mail_tips_batch"`
 	// Concurrency bounds requests in flight. Default 4.
@@ -96,7 +99,7 @@ func (c *Config) applyCalendarDefaults() {
 			g.Concurrency = 4
 		}
 		base := filepath.Dir(c.path)
-		for _, f := range []*string{&g.ClientSecretFile, &g.CertificateFile} {
+		for _, f := range []*string{&g.ClientSecretFile, &g.CertificateFile, &g.CAFile} {
 			if *f != "" && !filepath.IsAbs(*f) && c.path != "" {
 				*f = filepath.Join(base, *f)
 			}
@@ -153,6 +156,7 @@ func (c *Config) validateCalendar(p *Problems) {
 	}
 	checkFile(p, "graph.client_secret_file", g.ClientSecretFile)
 	checkFile(p, "graph.certificate_file", g.CertificateFile)
+	checkFile(p, "graph.ca_file", g.CAFile)
 	checkEnv(p, "graph.client_secret_env", g.ClientSecretEnv)
 	for field, raw := range map[string]string{"graph.base_url": g.BaseURL, "graph.authority_host": g.AuthorityHost} {
 		if u, err := url.Parse(raw); err != nil || u.Scheme != "https" || u.Host == "" {

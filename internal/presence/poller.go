@@ -65,10 +65,11 @@ func (e *Engine) cycle(ctx context.Context, kind string, interval time.Duration,
 		step := interval / time.Duration(max(len(batches), 1))
 		for i, batch := range batches {
 			due := start.Add(time.Duration(i) * step)
-			// Jitter within the first tenth of the step keeps instances
-			// and restarts from lining up, without breaking the spread.
-			if step > 10*time.Millisecond {
-				due = due.Add(rand.N(step / 10))
+			// Jitter (a tenth of the step, at most a second) keeps
+			// instances and restarts from lining up, without breaking the
+			// spread or delaying the first read after a start.
+			if j := min(step/10, time.Second); j > 0 {
+				due = due.Add(rand.N(j))
 			}
 			if !sleepUntil(ctx, due) {
 				return

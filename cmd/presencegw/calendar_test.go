@@ -1,0 +1,96 @@
+package main
+
+import (
+	"context"
+	"encoding/pem"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/presencegw/presencegw/graph/graphtest"
+	"github.com/presencegw/presencegw/internal/testenv"
+)
+
+// The whole chain: a people file maps addresses to mailboxes, the fake
+// Graph holds their calendars, serve polls it through the real SDK and the
+// presence flips at the meeting's start.
+func TestServeWithGraph(t *testing.T) {
+	fake := graphtest.New(t)
+	start := time.Now().Add(1500 * time.Millisecond).Truncate(time.Second)
+	fake.SetMailbox("alice@example.com", graphtest.Mailbox{TimeZone: "UTC", Items: []graphtest.Item{
+		{Start: start, End: start.Add(30 * time.Minute), Status: "busy"}}})
+	fake.SetMailbox("bob@example.com", graphtest.Mailbox{AutoReply: &graphtest.AutoReply{Message: "<p>Back on Monday.</p>"}})
+
+	dir := t.TempDir()
+	os.WriteFile(filepath.Join(dir, "people.csv"), []byte("mail,jid\nalice@example.com,alice@chat\nbob@example.com,bob@chat\n"), 0o600)
+	os.WriteFile(filepath.Join(dir, "graph.secret"), []byte(fake.ClientSecret), 0o600)
+	os.WriteFile(filepath.Join(dir, "fake-ca.pem"), pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: fake.Certificate().Raw}), 0o600)
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := ln.Addr().String()
+	ln.Close()
+	cfg := filepath.Join(dir, "config.yaml")
+	os.WriteFile(cfg, []byte(fmt.Sprintf(`listen: %s
+store: state.db
+files:
+  - name: people
+    path: people.csv
+graph:
+  tenant_id: %s
+  client_id: %s
+  client_secret_file: graph.secret
+  base_url: %s
+  authority_host: %s
+  ca_file: fake-ca.pem
+`, addr, fake.TenantID, fake.ClientID, fake.BaseURL(), fake.AuthorityHost())), 0o600)
+
+	ctx, cancel := context.WithCancel(context.Background())
+	var logs testenv.Buffer
+	done := make(chan int)
+	go func() { done <- run(ctx, []string{"serve", "-c", cfg}, io.Discard, &logs) }()
+	wants := []string{
+		`msg="presence changed" mailbox=alice@example.com state=busy status="In a meeting until `,
+		`msg="presence changed" mailbox=bob@example.com state=oof status="Out of office: Back on Monday."`,
+	}
+	all := func() bool {
+		for _, w := range wants {
+			if !strings.Contains(logs.String(), w) {
+				return false
+			}
+		}
+		return true
+	}
+	for deadline := time.Now().Add(10 * time.Second); time.Now().Before(deadline) && !all(); {
+		time.Sleep(50 * time.Millisecond)
+	}
+	l := logs.String()
+	for _, want := range wants {
+		if !strings.Contains(l, want) {
+			t.Errorf("logs lack %q:\n%s", want, l)
+		}
+	}
+	resp, err := http.Get("http://" + addr + "/metrics")
+	if err == nil {
+		body, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		for _, want := range []string{`presencegw_graph_requests_total{status="200"}`, "presencegw_calendar_mailboxes 2"} {
+			if !strings.Contains(string(body), want) {
+				t.Errorf("metrics lack %q", want)
+			}
+		}
+	} else {
+		t.Error(err)
+	}
+	cancel()
+	if code := <-done; code != 0 {
+		t.Errorf("serve exited %d:\n%s", code, l)
+	}
+}
