@@ -52,6 +52,11 @@ type Config struct {
 	// AuthorityHost is the Entra ID login host, default
 	// https://login.microsoftonline.com/.
 	AuthorityHost string
+	// AutoReplies chooses how automatic replies are read: "mailtips"
+	// (default: getMailTips, many mailboxes a request, needs Mail.Read) or
+	// "mailbox_settings" ($batch of mailboxSettings, one request per
+	// mailbox, needs only MailboxSettings.Read).
+	AutoReplies string
 	// MailTipsBatch is how many mailboxes one getMailTips request asks
 	// for (automatic replies). Default 50.
 	MailTipsBatch int
@@ -72,6 +77,7 @@ type Config struct {
 // automatic replies in bulk).
 type Source struct {
 	client   *msgraphsdk.GraphServiceClient
+	adapter  *msgraphsdk.GraphRequestAdapter
 	throttle *throttle
 	cfg      Config
 	log      *slog.Logger
@@ -88,6 +94,13 @@ func New(cfg Config, log *slog.Logger) (*Source, error) {
 	}
 	if cfg.AuthorityHost == "" {
 		cfg.AuthorityHost = "https://login.microsoftonline.com/"
+	}
+	switch cfg.AutoReplies {
+	case "":
+		cfg.AutoReplies = "mailtips"
+	case "mailtips", "mailbox_settings":
+	default:
+		return nil, fmt.Errorf("graph: auto replies by %q: use mailtips or mailbox_settings", cfg.AutoReplies)
 	}
 	if cfg.MailTipsBatch <= 0 {
 		cfg.MailTipsBatch = 50
@@ -160,7 +173,7 @@ func New(cfg Config, log *slog.Logger) (*Source, error) {
 		return nil, fmt.Errorf("graph: adapter: %w", err)
 	}
 	adapter.SetBaseUrl(strings.TrimRight(cfg.BaseURL, "/"))
-	return &Source{client: msgraphsdk.NewGraphServiceClient(adapter), throttle: th, cfg: cfg, log: log}, nil
+	return &Source{client: msgraphsdk.NewGraphServiceClient(adapter), adapter: adapter, throttle: th, cfg: cfg, log: log}, nil
 }
 
 func isPublicCloud(host string) bool {
@@ -171,6 +184,9 @@ func isPublicCloud(host string) bool {
 // BatchSizes are how many mailboxes one call of Schedules and AutoReplies
 // takes.
 func (s *Source) BatchSizes() (schedules, autoReplies int) {
+	if s.cfg.AutoReplies == "mailbox_settings" {
+		return MaxSchedules, MaxBatch
+	}
 	return MaxSchedules, s.cfg.MailTipsBatch
 }
 
@@ -320,10 +336,17 @@ func showAs(s models.FreeBusyStatus) rules.ShowAs {
 }
 
 // AutoReplies reads the automatic-reply setting of up to MailTipsBatch
-// mailboxes with one getMailTips request.
+// mailboxes with one getMailTips request, or of up to MaxBatch with one
+// $batch of mailboxSettings (Config.AutoReplies).
 func (s *Source) AutoReplies(ctx context.Context, mailboxes []string) ([]rules.MailboxFacts, error) {
 	if len(mailboxes) == 0 {
 		return nil, nil
+	}
+	if s.cfg.AutoReplies == "mailbox_settings" {
+		if len(mailboxes) > MaxBatch {
+			return nil, fmt.Errorf("graph: a $batch takes at most %d requests, not %d", MaxBatch, len(mailboxes))
+		}
+		return s.autoRepliesBySettings(ctx, mailboxes)
 	}
 	if len(mailboxes) > s.cfg.MailTipsBatch {
 		return nil, fmt.Errorf("graph: getMailTips batch of %d is over the configured %d", len(mailboxes), s.cfg.MailTipsBatch)

@@ -294,3 +294,56 @@ func TestCertificateCredential(t *testing.T) {
 		t.Error("a key not matching the certificate was accepted")
 	}
 }
+
+// Automatic replies by $batch of mailboxSettings: per-item errors stay per
+// mailbox, inner 429s are retried after their Retry-After.
+func TestAutoRepliesByMailboxSettings(t *testing.T) {
+	fake := graphtest.New(t)
+	fake.SetMailbox("bob@example.com", graphtest.Mailbox{TimeZone: "W. Europe Standard Time", AutoReply: &graphtest.AutoReply{
+		Message: "<div>Back on Monday.</div>", Start: t0.Add(-time.Hour), End: t0.Add(72 * time.Hour)}})
+	fake.SetMailbox("erin@example.com", graphtest.Mailbox{AutoReply: &graphtest.AutoReply{Message: "Gone fishing."}})
+	fake.SetMailbox("carol@example.com", graphtest.Mailbox{})
+	fake.SetMailbox("dave@example.com", graphtest.Mailbox{ErrorCode: "ErrorAccessDenied"})
+	src := newSource(t, fake, func(c *graph.Config) { c.AutoReplies = "mailbox_settings" })
+	if _, n := src.BatchSizes(); n != 20 {
+		t.Errorf("batch size %d, want 20", n)
+	}
+	fake.FailItems(2, 429, "1")
+	start := time.Now()
+	got, err := src.AutoReplies(context.Background(), []string{"bob@example.com", "erin@example.com", "carol@example.com", "dave@example.com", "nobody@example.com"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if time.Since(start) < 900*time.Millisecond {
+		t.Errorf("throttled items retried after %v, want Retry-After's 1s", time.Since(start))
+	}
+	bob, erin, carol := got[0], got[1], got[2]
+	if bob.Err != nil || bob.AutoReply.Status != rules.AutoReplyScheduled || !bob.AutoReply.End.Equal(t0.Add(72*time.Hour)) ||
+		bob.AutoReply.Message != "Back on Monday." || bob.Location == nil || bob.Location.String() != "Europe/Berlin" {
+		t.Errorf("bob = %+v", bob)
+	}
+	if erin.Err != nil || erin.AutoReply.Status != rules.AutoReplyAlways || erin.AutoReply.Message != "Gone fishing." {
+		t.Errorf("erin = %+v", erin)
+	}
+	if carol.Err != nil || carol.AutoReply.Status != rules.AutoReplyDisabled {
+		t.Errorf("carol = %+v", carol)
+	}
+	for _, r := range got[3:] {
+		if !errors.Is(r.Err, graph.ErrMailbox) {
+			t.Errorf("%s: %v, want ErrMailbox", r.Mailbox, r.Err)
+		}
+	}
+	if !strings.Contains(got[3].Err.Error(), "ErrorAccessDenied") {
+		t.Errorf("dave's error does not say why: %v", got[3].Err)
+	}
+	reqs := fake.Requests()
+	if len(reqs) != 2 || reqs[0].Path != "/v1.0/$batch" || len(reqs[0].Mailboxes) != 5 || len(reqs[1].Mailboxes) != 2 {
+		t.Errorf("requests = %+v, want a batch of 5 and a retry of the 2 throttled", reqs)
+	}
+	if st := src.Stats(); st.Throttled != 2 {
+		t.Errorf("throttled = %d, want the 2 inner 429s", st.Throttled)
+	}
+	if _, err := graph.New(graph.Config{TenantID: "t", ClientID: "c", ClientSecret: "s", AutoReplies: "carrier pigeon"}, slog.Default()); err == nil {
+		t.Error("unknown auto-reply method accepted")
+	}
+}

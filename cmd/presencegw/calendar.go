@@ -56,7 +56,7 @@ func calendarSource(cfg *config.Config, demo bool, log *slog.Logger) (presence.C
 		return nil, nil
 	}
 	gc := graph.Config{TenantID: g.TenantID, ClientID: g.ClientID, BaseURL: g.BaseURL, AuthorityHost: g.AuthorityHost,
-		MailTipsBatch: g.MailTipsBatch, Concurrency: g.Concurrency}
+		AutoReplies: g.AutoReplies, MailTipsBatch: g.MailTipsBatch, Concurrency: g.Concurrency}
 	if g.CertificateFile != "" {
 		pem, err := os.ReadFile(g.CertificateFile)
 		if err != nil {

@@ -18,6 +18,7 @@ import (
 	"fmt"
 	"net/http"
 	"net/http/httptest"
+	"net/url"
 	"strings"
 	"sync"
 	"testing"
@@ -75,8 +76,10 @@ type Server struct {
 	mu        sync.Mutex
 	mailboxes map[string]*Mailbox
 	faults    []fault
-	requests  []Request
-	tokens    int
+	// itemFaults are for requests inside a $batch.
+	itemFaults []fault
+	requests   []Request
+	tokens     int
 	// MaxMailTips is the most addresses getMailTips accepts (default 100).
 	MaxMailTips int
 	// AppCertificate, when set, is the app's certificate: client
@@ -93,6 +96,7 @@ func New(t testing.TB) *Server {
 	mux.HandleFunc("POST /{tenant}/oauth2/v2.0/token", s.token)
 	mux.HandleFunc("POST /v1.0/users/{id}/calendar/getSchedule", s.api(s.getSchedule))
 	mux.HandleFunc("POST /v1.0/users/{id}/getMailTips", s.api(s.getMailTips))
+	mux.HandleFunc("POST /v1.0/$batch", s.api(s.batch))
 	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
 		graphError(w, http.StatusNotFound, "Request_UnsupportedQuery", "graphtest: no route for "+r.Method+" "+r.URL.Path)
 	})
@@ -121,6 +125,17 @@ func (s *Server) Fail(n, status int, retryAfter string) {
 	defer s.mu.Unlock()
 	for range n {
 		s.faults = append(s.faults, fault{status, retryAfter})
+	}
+}
+
+// FailItems makes the next n requests inside $batch requests fail with
+// status (and Retry-After), while the $batch itself succeeds — as Graph
+// throttles batched requests one by one.
+func (s *Server) FailItems(n, status int, retryAfter string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for range n {
+		s.itemFaults = append(s.itemFaults, fault{status, retryAfter})
 	}
 }
 
@@ -464,4 +479,102 @@ func (s *Server) getMailTips(w http.ResponseWriter, r *http.Request) (int, []str
 		"@odata.context": "https://graph.microsoft.com/v1.0/$metadata#Collection(microsoft.graph.mailTips)",
 		"value":          value})
 	return http.StatusOK, req.EmailAddresses
+}
+
+// batch answers JSON batching (POST /$batch) for the requests the gateway
+// batches: GET users/{id}/mailboxSettings.
+func (s *Server) batch(w http.ResponseWriter, r *http.Request) (int, []string) {
+	var req struct {
+		Requests []struct {
+			ID      string            `json:"id"`
+			Method  string            `json:"method"`
+			URL     string            `json:"url"`
+			Headers map[string]string `json:"headers"`
+		} `json:"requests"`
+	}
+	if err := json.NewDecoder(r.Body).Decode(&req); err != nil {
+		graphError(w, http.StatusBadRequest, "BadRequest", "graphtest: body: "+err.Error())
+		return http.StatusBadRequest, nil
+	}
+	if len(req.Requests) == 0 || len(req.Requests) > 20 {
+		graphError(w, http.StatusBadRequest, "BadRequest", "A batch must have between 1 and 20 requests.")
+		return http.StatusBadRequest, nil
+	}
+	var asked []string
+	var responses []map[string]any
+	seen := map[string]bool{}
+	for _, in := range req.Requests {
+		if seen[in.ID] {
+			graphError(w, http.StatusBadRequest, "BadRequest", "Request id "+in.ID+" is used twice.")
+			return http.StatusBadRequest, asked
+		}
+		seen[in.ID] = true
+		u, err := url.Parse(in.URL)
+		parts := strings.Split(strings.Trim(u.Path, "/"), "/")
+		item := map[string]any{"id": in.ID, "headers": map[string]string{"Content-Type": "application/json"}}
+		if err != nil || in.Method != "GET" || len(parts) != 3 || parts[0] != "users" || parts[2] != "mailboxSettings" {
+			item["status"], item["body"] = 400, errorBody("BadRequest", "graphtest: unsupported batch request "+in.Method+" "+in.URL)
+			responses = append(responses, item)
+			continue
+		}
+		id, _ := url.PathUnescape(parts[1])
+		asked = append(asked, id)
+		s.mu.Lock()
+		var f *fault
+		if len(s.itemFaults) > 0 {
+			f = &s.itemFaults[0]
+			s.itemFaults = s.itemFaults[1:]
+		}
+		mb, ok := s.mailboxes[strings.ToLower(id)]
+		var settings map[string]any
+		if ok && mb.ErrorCode == "" {
+			settings = mailboxSettings(mb)
+		}
+		s.mu.Unlock()
+		switch {
+		case f != nil:
+			item["status"], item["body"] = f.status, errorBody("TooManyRequests", "graphtest: injected fault")
+			if f.retryAfter != "" {
+				item["headers"] = map[string]string{"Content-Type": "application/json", "Retry-After": f.retryAfter}
+			}
+		case !ok:
+			item["status"], item["body"] = 404, errorBody("ErrorInvalidUser", "The requested user '"+id+"' is invalid.")
+		case mb.ErrorCode != "":
+			item["status"], item["body"] = 403, errorBody(mb.ErrorCode, "graphtest: "+mb.ErrorCode)
+		default:
+			item["status"], item["body"] = 200, settings
+		}
+		responses = append(responses, item)
+	}
+	// Graph may answer in any order.
+	for i, j := 0, len(responses)-1; i < j; i, j = i+1, j-1 {
+		responses[i], responses[j] = responses[j], responses[i]
+	}
+	writeJSON(w, http.StatusOK, map[string]any{"responses": responses})
+	return http.StatusOK, asked
+}
+
+func errorBody(code, msg string) map[string]any {
+	return map[string]any{"error": map[string]any{"code": code, "message": msg}}
+}
+
+// mailboxSettings is a mailbox's settings as GET mailboxSettings returns
+// them (automaticRepliesSetting and timeZone).
+func mailboxSettings(mb *Mailbox) map[string]any {
+	ar := map[string]any{"status": "disabled", "externalAudience": "all", "internalReplyMessage": "", "externalReplyMessage": "",
+		"scheduledStartDateTime": wire(time.Now()), "scheduledEndDateTime": wire(time.Now().Add(24 * time.Hour))}
+	if a := mb.AutoReply; a != nil {
+		ar["internalReplyMessage"], ar["externalReplyMessage"] = a.Message, a.Message
+		if a.Start.IsZero() {
+			ar["status"] = "alwaysEnabled"
+		} else {
+			ar["status"], ar["scheduledStartDateTime"], ar["scheduledEndDateTime"] = "scheduled", wire(a.Start), wire(a.End)
+		}
+	}
+	tz := mb.TimeZone
+	if tz == "" {
+		tz = "UTC"
+	}
+	return map[string]any{"@odata.context": "https://graph.microsoft.com/v1.0/$metadata#users('x')/mailboxSettings",
+		"timeZone": tz, "automaticRepliesSetting": ar}
 }

@@ -40,6 +40,10 @@ type Graph struct {
 	// CAFile is a PEM bundle trusted for Graph and the login host, for a
 	// TLS-inspecting proxy; default the system's roots.
 	CAFile string `yaml:"ca_file"`
+	// AutoReplies: mailtips (default; getMailTips, 50 mailboxes a request,
+	// needs Mail.Read) or mailbox_settings ($batch of mailboxSettings, one
+	// request per mailbox, needs only MailboxSettings.Read).
+	AutoReplies string `yaml:"auto_replies"`
 	// MailTipsBatch is the number of mailboxes per getMailTips request.
 	MailTipsBatch int `yaml:"mail_tips_batch"`
 	// Concurrency bounds requests in flight. Default 4.
@@ -92,6 +96,7 @@ func (c *Config) applyCalendarDefaults() {
 	if g := c.Graph; g != nil {
 		def(&g.BaseURL, "https://graph.microsoft.com/v1.0")
 		def(&g.AuthorityHost, "https://login.microsoftonline.com/")
+		def(&g.AutoReplies, "mailtips")
 		if g.MailTipsBatch == 0 {
 			g.MailTipsBatch = 50
 		}
@@ -162,6 +167,9 @@ func (c *Config) validateCalendar(p *Problems) {
 		if u, err := url.Parse(raw); err != nil || u.Scheme != "https" || u.Host == "" {
 			p.Add(field, "%q must be an https:// URL", raw)
 		}
+	}
+	if g.AutoReplies != "mailtips" && g.AutoReplies != "mailbox_settings" {
+		p.Add("graph.auto_replies", "must be mailtips or mailbox_settings, not %q", g.AutoReplies)
 	}
 	if g.MailTipsBatch < 1 || g.MailTipsBatch > 100 {
 		p.Add("graph.mail_tips_batch", "must be between 1 and 100")
