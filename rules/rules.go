@@ -305,6 +305,7 @@ type interval struct {
 	kind       ShowAs // busy (meetings), oof, workingElsewhere
 	tentative  bool   // only tentative meetings
 	allDay     bool
+	private    bool
 	subject    string
 	location   string
 }
@@ -324,7 +325,7 @@ func calendarAt(c Calendar, p Policy, now time.Time) calendarResult {
 		if e.Cancelled || !e.End.After(e.Start) {
 			continue
 		}
-		iv := interval{start: e.Start, end: e.End, allDay: e.AllDay}
+		iv := interval{start: e.Start, end: e.End, allDay: e.AllDay, private: e.Private}
 		if !e.Private && p.ShowSubject {
 			iv.subject, iv.location = e.Subject, e.Location
 		}
@@ -358,12 +359,18 @@ func calendarAt(c Calendar, p Policy, now time.Time) calendarResult {
 			}
 		}
 	}
+	// The meetings as they are, for the subject of the one going on now.
+	meetings := slices.Clone(busy)
 	busy = merge(busy, p.MergeGap)
 	oof = merge(oof, 0)
 	elsewhere = merge(elsewhere, 0)
 
 	res := calendarResult{now: CalendarNow{State: Available}}
 	res.next = nextBoundary(now, busy, oof, elsewhere)
+	if p.ShowSubject {
+		// The subject changes at each meeting's own boundaries.
+		res.next = earliest(res.next, nextBoundary(now, meetings))
+	}
 	switch {
 	case covering(oof, now) != nil:
 		iv := covering(oof, now)
@@ -371,18 +378,61 @@ func calendarAt(c Calendar, p Policy, now time.Time) calendarResult {
 		if !iv.end.Equal(farFuture) {
 			res.now.Until = iv.end
 		}
-		res.now.Status = texts.oof(res.now.Until, firstLine(c.AutoReply.Message), loc, now)
+		// The reply's text only while the reply is on: a reply scheduled
+		// for next week or switched off says nothing about today.
+		msg := ""
+		if ar := c.AutoReply; ar.Status == AutoReplyAlways || ar.Status == AutoReplyScheduled && !now.Before(ar.Start) && now.Before(ar.End) {
+			msg = firstLine(ar.Message)
+		}
+		res.now.Status = texts.oof(res.now.Until, msg, loc, now)
 	case covering(busy, now) != nil:
-		iv := covering(busy, now)
+		iv := *covering(busy, now)
+		iv.subject, iv.location = subjectAt(meetings, now)
 		res.now.State, res.now.Until, res.now.Tentative = Busy, iv.end, iv.tentative
 		res.now.Subject, res.now.Location = iv.subject, iv.location
-		res.now.Status = texts.meeting(iv, loc, now)
+		res.now.Status = texts.meeting(&iv, loc, now)
 	case covering(elsewhere, now) != nil:
 		iv := covering(elsewhere, now)
 		res.now.WorkingElsewhere, res.now.Until = true, iv.end
 		res.now.Status = texts.elsewhere(iv.end, loc, now)
 	}
+	// An "until" on a later day reads differently after midnight ("until
+	// Thu 00:30" becomes "until 00:30"): re-derive then.
+	if u := res.now.Until; !u.IsZero() {
+		n := now.In(loc)
+		midnight := time.Date(n.Year(), n.Month(), n.Day()+1, 0, 0, 0, 0, loc)
+		if u.After(midnight) {
+			res.next = earliest(res.next, midnight)
+		}
+	}
 	return res
+}
+
+// subjectAt is the subject and location of the meetings going on at t:
+// none when one of them is private (a merged "until" must not show a
+// public meeting's subject during a private one).
+func subjectAt(meetings []interval, t time.Time) (string, string) {
+	var subject, location string
+	for _, m := range meetings {
+		if t.Before(m.start) || !t.Before(m.end) {
+			continue
+		}
+		if m.private {
+			return "", ""
+		}
+		if subject == "" {
+			subject, location = m.subject, m.location
+		}
+	}
+	return subject, location
+}
+
+// earliest returns the earlier of two times, a zero one counting as none.
+func earliest(a, b time.Time) time.Time {
+	if a.IsZero() || !b.IsZero() && b.Before(a) {
+		return b
+	}
+	return a
 }
 
 // farFuture stands for "no end" (always-on automatic replies).

@@ -15,7 +15,7 @@ func mustLoad(name string) *time.Location {
 	return l
 }
 
-// at is a time in Berlin on Tuesday 25 November 2026.
+// at is a time in Berlin on Wednesday 25 November 2026.
 func at(hhmm string) time.Time {
 	t, err := time.ParseInLocation("2006-01-02 15:04", "2026-11-25 "+hhmm, berlin)
 	if err != nil {
@@ -48,6 +48,9 @@ func policy(change func(*Policy)) Policy {
 }
 
 func TestDerive(t *testing.T) {
+	// An "until" on a later day is re-derived at midnight, when its text
+	// changes ("until Thu 00:30" → "until 00:30").
+	midnight := at("00:00").Add(24 * time.Hour)
 	holiday := AutoReply{Status: AutoReplyScheduled, Start: at("00:00").Add(-48 * time.Hour),
 		End: time.Date(2026, 12, 1, 0, 0, 0, 0, berlin), Message: "\n  I'm on holiday until Monday.  \nUrgent: call Bob."}
 	tests := []struct {
@@ -145,14 +148,14 @@ func TestDerive(t *testing.T) {
 			in: Input{Calendar: cal(Event{Start: at("00:00"), End: at("00:00").Add(48 * time.Hour), ShowAs: ShowOOF, AllDay: true}),
 				Chat: online, Policy: DefaultPolicy()},
 			now: at("10:00"),
-			want: Output{State: OOF, Status: "Out of office until Fri 27 Nov", Source: SourceCalendar, Until: at("00:00").Add(48 * time.Hour), Next: at("00:00").Add(48 * time.Hour),
+			want: Output{State: OOF, Status: "Out of office until Fri 27 Nov", Source: SourceCalendar, Until: at("00:00").Add(48 * time.Hour), Next: midnight,
 				Calendar: CalendarNow{State: OOF, Until: at("00:00").Add(48 * time.Hour), Status: "Out of office until Fri 27 Nov"}},
 		},
 		{
 			name: "scheduled automatic replies: OOF with the reply's first line",
 			in:   Input{Calendar: Calendar{Known: true, Location: berlin, AutoReply: holiday}, Chat: online, Policy: DefaultPolicy()},
 			now:  at("10:00"),
-			want: Output{State: OOF, Status: "Out of office until Tue 1 Dec: I'm on holiday until Monday.", Source: SourceCalendar, Until: holiday.End, Next: holiday.End,
+			want: Output{State: OOF, Status: "Out of office until Tue 1 Dec: I'm on holiday until Monday.", Source: SourceCalendar, Until: holiday.End, Next: midnight,
 				Calendar: CalendarNow{State: OOF, Until: holiday.End, Status: "Out of office until Tue 1 Dec: I'm on holiday until Monday."}},
 		},
 		{
@@ -181,7 +184,7 @@ func TestDerive(t *testing.T) {
 			name: "manual away beats OOF too",
 			in:   Input{Calendar: Calendar{Known: true, Location: berlin, AutoReply: holiday}, Policy: DefaultPolicy(), Chat: chatWith(Resource{Show: ShowAway, Status: "lunch"})},
 			now:  at("12:00"),
-			want: Output{State: Away, Status: "lunch", Source: SourceManual, Next: holiday.End,
+			want: Output{State: Away, Status: "lunch", Source: SourceManual, Next: midnight,
 				Calendar: CalendarNow{State: OOF, Until: holiday.End, Status: "Out of office until Tue 1 Dec: I'm on holiday until Monday."}},
 		},
 		{
@@ -233,7 +236,7 @@ func TestDerive(t *testing.T) {
 			name: "a meeting across midnight shows day and time",
 			in:   Input{Calendar: cal(Event{Start: at("23:30"), End: at("00:30").Add(24 * time.Hour), ShowAs: ShowBusy}), Chat: online, Policy: DefaultPolicy()},
 			now:  at("23:45"),
-			want: Output{State: Busy, Status: "In a meeting until Thu 26 Nov 00:30", Source: SourceCalendar, Until: at("00:30").Add(24 * time.Hour), Next: at("00:30").Add(24 * time.Hour),
+			want: Output{State: Busy, Status: "In a meeting until Thu 26 Nov 00:30", Source: SourceCalendar, Until: at("00:30").Add(24 * time.Hour), Next: midnight,
 				Calendar: CalendarNow{State: Busy, Until: at("00:30").Add(24 * time.Hour), Status: "In a meeting until Thu 26 Nov 00:30"}},
 		},
 		{
@@ -251,6 +254,34 @@ func TestDerive(t *testing.T) {
 			now: at("14:10"),
 			want: Output{State: Busy, Status: "In a meeting (Budget review) until 15:00", Source: SourceCalendar, Until: at("15:00"), Next: at("15:00"),
 				Calendar: CalendarNow{State: Busy, Until: at("15:00"), Status: "In a meeting (Budget review) until 15:00", Subject: "Budget review", Location: "Room 4"}},
+		},
+		{
+			name: "a merged private meeting hides the public one's subject",
+			in: Input{Calendar: cal(Event{Start: at("14:00"), End: at("14:30"), ShowAs: ShowBusy, Subject: "Budget review"},
+				Event{Start: at("14:30"), End: at("15:00"), ShowAs: ShowBusy, Private: true, Subject: "1:1"}),
+				Chat: online, Policy: policy(func(p *Policy) { p.ShowSubject = true })},
+			now: at("14:45"),
+			want: Output{State: Busy, Status: "In a meeting until 15:00", Source: SourceCalendar, Until: at("15:00"), Next: at("15:00"),
+				Calendar: CalendarNow{State: Busy, Until: at("15:00"), Status: "In a meeting until 15:00"}},
+		},
+		{
+			name: "the subject follows the meeting going on, and changes at its end",
+			in: Input{Calendar: cal(Event{Start: at("14:00"), End: at("14:30"), ShowAs: ShowBusy, Subject: "Budget review"},
+				Event{Start: at("14:30"), End: at("15:00"), ShowAs: ShowBusy, Subject: "Hiring"}),
+				Chat: online, Policy: policy(func(p *Policy) { p.ShowSubject = true })},
+			now: at("14:10"),
+			want: Output{State: Busy, Status: "In a meeting (Budget review) until 15:00", Source: SourceCalendar, Until: at("15:00"), Next: at("14:30"),
+				Calendar: CalendarNow{State: Busy, Until: at("15:00"), Status: "In a meeting (Budget review) until 15:00", Subject: "Budget review"}},
+		},
+		{
+			name: "an OOF event today does not quote a reply scheduled for next week",
+			in: Input{Calendar: Calendar{Known: true, Location: berlin,
+				Events:    []Event{ev("09:00", "17:00", ShowOOF)},
+				AutoReply: AutoReply{Status: AutoReplyScheduled, Start: holiday.End, End: holiday.End.Add(48 * time.Hour), Message: "On holiday in Spain"}},
+				Chat: online, Policy: DefaultPolicy()},
+			now: at("10:00"),
+			want: Output{State: OOF, Status: "Out of office until 17:00", Source: SourceCalendar, Until: at("17:00"), Next: at("17:00"),
+				Calendar: CalendarNow{State: OOF, Until: at("17:00"), Status: "Out of office until 17:00"}},
 		},
 		{
 			name: "working elsewhere: available with a note",
@@ -392,5 +423,14 @@ func TestFirstLine(t *testing.T) {
 	}
 	if got := []rune(firstLine(long)); len(got) != 200 || got[199] != '…' {
 		t.Errorf("long line cut to %d runes", len(got))
+	}
+}
+
+func TestUntilTextAfterMidnight(t *testing.T) {
+	meeting := Event{Start: at("23:30"), End: at("00:30").Add(24 * time.Hour), ShowAs: ShowBusy}
+	before := Derive(Input{Calendar: cal(meeting), Chat: online, Policy: DefaultPolicy()}, at("23:45"))
+	after := Derive(Input{Calendar: cal(meeting), Chat: online, Policy: DefaultPolicy()}, before.Next)
+	if before.Status != "In a meeting until Thu 26 Nov 00:30" || after.Status != "In a meeting until 00:30" || !after.Next.Equal(meeting.End) {
+		t.Errorf("before midnight %q, at the re-derivation %q (next %s)", before.Status, after.Status, after.Next)
 	}
 }

@@ -139,9 +139,8 @@ func (t Texts) elsewhere(until time.Time, loc *time.Location, now time.Time) str
 }
 
 // until formats an end time in the mailbox's zone: the time of day when
-// it is today, else the day (for OOF) or day and time. An end at midnight
-// is shown as the day before's end of day would confuse: "until Mon 1 Dec"
-// for an OOF ending Monday 00:00 reads as "back on Monday".
+// it is today, else the day (for OOF: "until Mon 1 Dec", read as "back on
+// Monday" for an end at Monday 00:00) or the day and time.
 func (t Texts) until(end time.Time, loc *time.Location, now time.Time, dateOnly bool) string {
 	e, n := end.In(loc), now.In(loc)
 	sameDay := e.Year() == n.Year() && e.YearDay() == n.YearDay()
