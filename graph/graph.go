@@ -65,7 +65,7 @@ type Config struct {
 	Concurrency int
 	// MaxRetries for 429/503/504 before a request fails. Default 3.
 	MaxRetries int
-	// Timeout of one HTTP request. Default 30s.
+	// Timeout of one HTTP attempt. Default 30s.
 	Timeout time.Duration
 	// Transport is the HTTP transport (tests pass the fake's TLS client's).
 	Transport http.RoundTripper
@@ -122,7 +122,7 @@ func New(cfg Config, log *slog.Logger) (*Source, error) {
 	if parent == nil {
 		parent = http.DefaultTransport
 	}
-	th := newThrottle(parent, cfg.Concurrency, cfg.MaxRetries, log)
+	th := newThrottle(parent, cfg.Concurrency, cfg.MaxRetries, cfg.Timeout, log)
 	opts := azcore.ClientOptions{
 		Cloud:     cloud.Configuration{ActiveDirectoryAuthorityHost: cfg.AuthorityHost},
 		Transport: &http.Client{Transport: parent, Timeout: cfg.Timeout},
@@ -163,9 +163,10 @@ func New(cfg Config, log *slog.Logger) (*Source, error) {
 			mws = append(mws, m)
 		}
 	}
+	// No client-wide timeout: the throttle times each attempt, and the
+	// caller's context bounds the whole call, Retry-After waits included.
 	httpClient := &http.Client{
 		Transport:     khttp.NewCustomTransportWithParentTransport(th, mws...),
-		Timeout:       cfg.Timeout,
 		CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
 	}
 	adapter, err := msgraphsdk.NewGraphRequestAdapterWithParseNodeFactoryAndSerializationWriterFactoryAndHttpClient(auth, nil, nil, httpClient)
@@ -212,6 +213,35 @@ func (s *Source) Schedules(ctx context.Context, mailboxes []string, start, end t
 	if end.Sub(start) > MaxWindow {
 		return nil, fmt.Errorf("graph: getSchedule window %s is longer than %s", end.Sub(start), MaxWindow)
 	}
+	return anchored(mailboxes, func(batch []string) ([]rules.MailboxFacts, error) {
+		return s.schedules(ctx, batch, start, end)
+	})
+}
+
+// anchored runs call with the batch's first mailbox as the user the
+// request runs as. Graph refuses the whole request when that mailbox is
+// unknown or outside an application access policy (404, 403): then it
+// alone gets the error and the others are asked again under the next one,
+// so one leaver cannot hide 19 colleagues.
+func anchored(mailboxes []string, call func(batch []string) ([]rules.MailboxFacts, error)) ([]rules.MailboxFacts, error) {
+	var out []rules.MailboxFacts
+	for len(mailboxes) > 0 {
+		facts, err := call(mailboxes)
+		var se *StatusError
+		if errors.As(err, &se) && (se.Status == http.StatusForbidden || se.Status == http.StatusNotFound) {
+			out = append(out, rules.MailboxFacts{Mailbox: mailboxes[0], Err: fmt.Errorf("%w: %s: %v", ErrMailbox, mailboxes[0], err)})
+			mailboxes = mailboxes[1:]
+			continue
+		}
+		if err != nil {
+			return nil, err
+		}
+		return append(out, facts...), nil
+	}
+	return out, nil
+}
+
+func (s *Source) schedules(ctx context.Context, mailboxes []string, start, end time.Time) ([]rules.MailboxFacts, error) {
 	body := users.NewItemCalendarGetSchedulePostRequestBody()
 	body.SetSchedules(mailboxes)
 	body.SetStartTime(dateTimeTZ(start))
@@ -260,6 +290,7 @@ func (s *Source) Schedules(ctx context.Context, mailboxes []string, start, end t
 				}
 			}
 		}
+		markAllDay(out[i].Events, out[i].Location)
 	}
 	return out, nil
 }
@@ -289,6 +320,25 @@ func (v availabilityView) showAs(from, to time.Time) rules.ShowAs {
 		}
 	}
 	return map[byte]rules.ShowAs{'0': rules.ShowFree, '1': rules.ShowTentative, '2': rules.ShowBusy, '3': rules.ShowOOF}[best]
+}
+
+// markAllDay flags events that run from midnight to midnight, whole days,
+// in the mailbox's zone: getSchedule has no isAllDay, and the all-day
+// policy must still apply.
+func markAllDay(events []rules.Event, loc *time.Location) {
+	if loc == nil {
+		loc = time.UTC
+	}
+	midnight := func(t time.Time) bool {
+		t = t.In(loc)
+		return t.Hour() == 0 && t.Minute() == 0 && t.Second() == 0 && t.Nanosecond() == 0
+	}
+	for i := range events {
+		e := &events[i]
+		if midnight(e.Start) && midnight(e.End) && e.End.Sub(e.Start) >= 23*time.Hour {
+			e.AllDay = true
+		}
+	}
 }
 
 // events converts schedule items; a malformed time is an error of the
@@ -351,6 +401,10 @@ func (s *Source) AutoReplies(ctx context.Context, mailboxes []string) ([]rules.M
 	if len(mailboxes) > s.cfg.MailTipsBatch {
 		return nil, fmt.Errorf("graph: getMailTips batch of %d is over the configured %d", len(mailboxes), s.cfg.MailTipsBatch)
 	}
+	return anchored(mailboxes, func(batch []string) ([]rules.MailboxFacts, error) { return s.mailTips(ctx, batch) })
+}
+
+func (s *Source) mailTips(ctx context.Context, mailboxes []string) ([]rules.MailboxFacts, error) {
 	body := users.NewItemGetMailTipsPostRequestBody()
 	body.SetEmailAddresses(mailboxes)
 	opt := models.MailTipsType(models.AUTOMATICREPLIES_MAILTIPSTYPE)

@@ -347,3 +347,41 @@ func TestAutoRepliesByMailboxSettings(t *testing.T) {
 		t.Error("unknown auto-reply method accepted")
 	}
 }
+
+// A leaver or a mailbox outside the app's access policy as the first of a
+// batch must not hide the others: Graph refuses the whole request run as
+// it, and the source asks again under the next mailbox.
+func TestAnchorRefused(t *testing.T) {
+	fake := graphtest.New(t)
+	day := time.Date(2026, 11, 25, 0, 0, 0, 0, time.UTC)
+	fake.SetMailbox("bob@example.com", graphtest.Mailbox{TimeZone: "UTC", Items: []graphtest.Item{
+		{Start: day, End: day.Add(24 * time.Hour), Status: "busy"},                    // all day
+		{Start: day.Add(9 * time.Hour), End: day.Add(10 * time.Hour), Status: "busy"}, // not
+	}})
+	fake.SetMailbox("carol@example.com", graphtest.Mailbox{ErrorCode: "ErrorAccessDenied"})
+	src := newSource(t, fake, nil)
+	got, err := src.Schedules(context.Background(), []string{"aaron.left@example.com", "carol@example.com", "bob@example.com"}, day, day.Add(24*time.Hour))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(got) != 3 || !errors.Is(got[0].Err, graph.ErrMailbox) || !errors.Is(got[1].Err, graph.ErrMailbox) || got[2].Err != nil {
+		t.Fatalf("results = %+v", got)
+	}
+	if ev := got[2].Events; len(ev) != 2 || !ev[0].AllDay || ev[1].AllDay {
+		t.Errorf("bob's events = %+v, want the first all-day", ev)
+	}
+	if n := len(fake.Requests()); n != 3 {
+		t.Errorf("%d requests, want 3 (two refused anchors, then bob)", n)
+	}
+}
+
+// A Retry-After longer than the per-attempt timeout is waited out.
+func TestLongRetryAfter(t *testing.T) {
+	fake := graphtest.New(t)
+	fake.SetMailbox("alice@example.com", graphtest.Mailbox{})
+	src := newSource(t, fake, func(c *graph.Config) { c.Timeout = 500 * time.Millisecond })
+	fake.Fail(1, 429, "1")
+	if _, err := src.Schedules(context.Background(), []string{"alice@example.com"}, t0, t0.Add(time.Hour)); err != nil {
+		t.Errorf("Retry-After 1s with a 500ms attempt timeout: %v", err)
+	}
+}

@@ -22,6 +22,7 @@ type throttle struct {
 	next       http.RoundTripper
 	sem        chan struct{}
 	maxRetries int
+	timeout    time.Duration // per attempt
 	log        *slog.Logger
 
 	mu         sync.Mutex
@@ -44,8 +45,20 @@ type Stats struct {
 	ByStatus map[int]int64
 }
 
-func newThrottle(next http.RoundTripper, concurrency, maxRetries int, log *slog.Logger) *throttle {
-	return &throttle{next: next, sem: make(chan struct{}, concurrency), maxRetries: maxRetries, log: log}
+func newThrottle(next http.RoundTripper, concurrency, maxRetries int, timeout time.Duration, log *slog.Logger) *throttle {
+	return &throttle{next: next, sem: make(chan struct{}, concurrency), maxRetries: maxRetries, timeout: timeout, log: log}
+}
+
+// cancelOnClose ends an attempt's context when its body is closed.
+type cancelOnClose struct {
+	io.ReadCloser
+	cancel context.CancelFunc
+}
+
+func (c cancelOnClose) Close() error {
+	err := c.ReadCloser.Close()
+	c.cancel()
+	return err
 }
 
 func (t *throttle) stats() Stats {
@@ -60,6 +73,8 @@ func (t *throttle) stats() Stats {
 // RoundTrip implements http.RoundTripper.
 func (t *throttle) RoundTrip(req *http.Request) (*http.Response, error) {
 	ctx := req.Context()
+	// A RoundTripper must not change the caller's request.
+	req = req.Clone(ctx)
 	if req.Body != nil && req.GetBody == nil {
 		// Keep the body so a retry can send it again (the SDK's bodies
 		// are small JSON).
@@ -94,12 +109,17 @@ func (t *throttle) RoundTrip(req *http.Request) (*http.Response, error) {
 			}
 		}
 		t.requests.Add(1)
-		resp, err := t.next.RoundTrip(r)
+		// Each attempt has its own timeout (a client-wide one would also
+		// count the Retry-After waits); it ends when the body is closed.
+		actx, cancel := context.WithTimeout(ctx, t.timeout)
+		resp, err := t.next.RoundTrip(r.WithContext(actx))
 		<-t.sem
 		if err != nil {
+			cancel()
 			t.failed.Add(1)
 			return nil, err
 		}
+		resp.Body = cancelOnClose{resp.Body, cancel}
 		t.count(resp.StatusCode)
 		if !retryable(resp.StatusCode) {
 			return resp, nil
@@ -142,7 +162,8 @@ func retryAfter(h string) (time.Duration, bool) {
 		return 0, false
 	}
 	if secs, err := strconv.ParseFloat(h, 64); err == nil && secs >= 0 {
-		return min(time.Duration(secs*float64(time.Second)), 10*time.Minute), true
+		// Clamp before converting: a huge value would overflow.
+		return time.Duration(min(secs, 600) * float64(time.Second)), true
 	}
 	if at, err := http.ParseTime(h); err == nil {
 		return min(max(time.Until(at), 0), 10*time.Minute), true

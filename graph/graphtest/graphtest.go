@@ -313,6 +313,22 @@ func (s *Server) api(h func(w http.ResponseWriter, r *http.Request) (int, []stri
 			graphError(w, f.status, code, "graphtest: injected fault")
 			return
 		}
+		if id := r.PathValue("id"); id != "" {
+			// The user the request runs as must exist and be in scope.
+			s.mu.Lock()
+			mb, ok := s.mailboxes[strings.ToLower(id)]
+			s.mu.Unlock()
+			switch {
+			case !ok:
+				rec.Status = http.StatusNotFound
+				graphError(w, rec.Status, "ErrorInvalidUser", "The requested user '"+id+"' is invalid.")
+				return
+			case mb.ErrorCode != "":
+				rec.Status = http.StatusForbidden
+				graphError(w, rec.Status, "ErrorAccessDenied", "Access to OData is disabled: "+mb.ErrorCode)
+				return
+			}
+		}
 		rec.Status, rec.Mailboxes = h(w, r)
 	}
 }
