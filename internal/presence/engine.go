@@ -69,13 +69,17 @@ type mailbox struct {
 	autoReply rules.AutoReply
 	// fetched and repliesFetched are the last successful reads.
 	fetched, repliesFetched time.Time
-	// errUntil holds back a mailbox that failed alone until then.
-	errUntil time.Time
-	err      error
-	chat     rules.Chat
-	optOut   bool
-	out      rules.Output
-	timer    *time.Timer
+	// errUntil and replyErrUntil hold back a mailbox whose schedule or
+	// auto-reply read failed alone until then.
+	errUntil, replyErrUntil time.Time
+	err                     error
+	// tracked is set for the directory's mailboxes, the only ones polled
+	// (an opted-out person's entry stays, untracked, for the setting).
+	tracked bool
+	chat    rules.Chat
+	optOut  bool
+	out     rules.Output
+	timer   *time.Timer
 }
 
 // Options tune the engine and its poller.
@@ -169,7 +173,11 @@ func (e *Engine) Track(ids []string) {
 	e.mu.Lock()
 	defer e.mu.Unlock()
 	for k, m := range e.mailboxes {
-		if !want[k] && !m.optOut {
+		if want[k] {
+			continue
+		}
+		m.tracked = false
+		if !m.optOut {
 			if m.timer != nil {
 				m.timer.Stop()
 			}
@@ -177,7 +185,7 @@ func (e *Engine) Track(ids []string) {
 		}
 	}
 	for k := range want {
-		e.mailbox(k)
+		e.mailbox(k).tracked = true
 	}
 }
 
@@ -202,9 +210,25 @@ func (e *Engine) derive(m *mailbox, now time.Time) rules.Output {
 // calendar is m's facts as the rules see them: unknown once they run out
 // (an outage longer than the look-ahead).
 func (e *Engine) calendar(m *mailbox, now time.Time) rules.Calendar {
-	c := rules.Calendar{Events: m.events, AutoReply: m.autoReply, Location: m.loc}
-	c.Known = !m.fetched.IsZero() && now.Before(m.fetched.Add(e.opts.LookAhead))
+	c := rules.Calendar{Events: m.events, Location: m.loc}
+	c.Known = !m.fetched.IsZero() && now.Before(e.factsExpire(m))
+	if now.Before(e.repliesExpire(m)) {
+		c.AutoReply = m.autoReply
+	}
 	return c
+}
+
+// factsExpire is when m's schedule runs out: the end of the look-ahead
+// read last (an outage longer than that leaves nothing to go by).
+func (e *Engine) factsExpire(m *mailbox) time.Time { return m.fetched.Add(e.opts.LookAhead) }
+
+// repliesExpire is when m's automatic-reply setting is too old to trust:
+// three auto-reply intervals without a successful read.
+func (e *Engine) repliesExpire(m *mailbox) time.Time {
+	if m.repliesFetched.IsZero() {
+		return time.Time{}
+	}
+	return m.repliesFetched.Add(3 * e.opts.AutoReplyInterval)
 }
 
 // SetChat records a mailbox's live chat presence (from the XMPP side).
@@ -257,7 +281,14 @@ func (e *Engine) update(m *mailbox) {
 	} else {
 		m.out.Next = out.Next
 	}
-	e.arm(m, out.Next, now)
+	// Also re-derive when the facts expire, so subscribers learn it.
+	next := out.Next
+	for _, t := range []time.Time{e.factsExpire(m), e.repliesExpire(m)} {
+		if t.After(now) && !m.fetched.IsZero() && (next.IsZero() || t.Before(next)) {
+			next = t
+		}
+	}
+	e.arm(m, next, now)
 }
 
 // arm sets m's boundary timer: at the next change the rules named, the
@@ -363,9 +394,15 @@ func (e *Engine) applyAutoReplies(facts []rules.MailboxFacts, at time.Time) {
 	defer e.mu.Unlock()
 	for _, f := range facts {
 		m, ok := e.mailboxes[key(f.Mailbox)]
-		if !ok || f.Err != nil {
+		if !ok {
 			continue
 		}
+		if f.Err != nil {
+			m.replyErrUntil = at.Add(e.opts.MailboxRetry)
+			e.log.Warn("automatic replies of a mailbox unavailable; retrying later", "mailbox", m.id, "err", f.Err, "retry_at", m.replyErrUntil)
+			continue
+		}
+		m.replyErrUntil = time.Time{}
 		m.autoReply = f.AutoReply
 		m.repliesFetched = at
 		e.update(m)

@@ -53,7 +53,7 @@ func (e *Engine) cycle(ctx context.Context, kind string, interval time.Duration,
 			onCycle()
 		}
 		start := e.now()
-		batches := e.batches(size, start)
+		batches := e.batches(kind, size, start)
 		if len(batches) == 0 {
 			// Nothing tracked yet (the directory's first sync is still
 			// running): look again soon instead of an interval later.
@@ -63,8 +63,14 @@ func (e *Engine) cycle(ctx context.Context, kind string, interval time.Duration,
 			continue
 		}
 		step := interval / time.Duration(max(len(batches), 1))
+		var last time.Time
 		for i, batch := range batches {
 			due := start.Add(time.Duration(i) * step)
+			// After a stall (a Graph pause, all slots busy) the overdue
+			// batches go out half a step apart, not in a burst.
+			if !last.IsZero() {
+				due = later(due, last.Add(step/2))
+			}
 			// Jitter (a tenth of the step, at most a second) keeps
 			// instances and restarts from lining up, without breaking the
 			// spread or delaying the first read after a start.
@@ -82,6 +88,7 @@ func (e *Engine) cycle(ctx context.Context, kind string, interval time.Duration,
 			case <-ctx.Done():
 				return
 			}
+			last = e.now()
 			go func(batch []string) {
 				defer func() { <-sem }()
 				ctx, cancel := context.WithTimeout(ctx, interval)
@@ -109,12 +116,18 @@ func (e *Engine) cycle(ctx context.Context, kind string, interval time.Duration,
 }
 
 // batches splits the mailboxes due for a fetch into batches of size:
-// everything tracked except those held back after failing alone.
-func (e *Engine) batches(size int, now time.Time) [][]string {
+// every tracked mailbox except opted-out ones and those held back after
+// failing alone.
+func (e *Engine) batches(kind string, size int, now time.Time) [][]string {
 	e.mu.Lock()
 	ids := make([]string, 0, len(e.mailboxes))
 	for k, m := range e.mailboxes {
-		if now.Before(m.errUntil) {
+		held := m.errUntil
+		if kind == "autoreplies" {
+			held = m.replyErrUntil
+		}
+		// Opted-out people's calendars are never used: not read either.
+		if !m.tracked || m.optOut || now.Before(held) {
 			continue
 		}
 		ids = append(ids, k)
@@ -160,6 +173,13 @@ func (e *Engine) Stale(id string) bool {
 	defer e.mu.Unlock()
 	m, ok := e.mailboxes[key(id)]
 	return !ok || m.fetched.IsZero() || e.now().Sub(m.fetched) > 2*e.opts.PollInterval
+}
+
+func later(a, b time.Time) time.Time {
+	if b.After(a) {
+		return b
+	}
+	return a
 }
 
 func sleepUntil(ctx context.Context, t time.Time) bool {
