@@ -22,7 +22,9 @@ import (
 // presence flips at the meeting's start.
 func TestServeWithGraph(t *testing.T) {
 	fake := graphtest.New(t)
-	start := time.Now().Add(1500 * time.Millisecond).Truncate(time.Second)
+	// After the first poll (within ~2s of the start: directory sync, then
+	// up to a second of jitter), so the flip is the engine's timer's.
+	start := time.Now().Add(4 * time.Second).Truncate(time.Second)
 	fake.SetMailbox("alice@example.com", graphtest.Mailbox{TimeZone: "UTC", Items: []graphtest.Item{
 		{Start: start, End: start.Add(30 * time.Minute), Status: "busy"}}})
 	fake.SetMailbox("bob@example.com", graphtest.Mailbox{AutoReply: &graphtest.AutoReply{Message: "<p>Back on Monday.</p>"}})
@@ -72,6 +74,18 @@ graph:
 		time.Sleep(50 * time.Millisecond)
 	}
 	l := logs.String()
+	for _, line := range strings.Split(l, "\n") {
+		if !strings.Contains(line, "mailbox=alice@example.com state=busy") {
+			continue
+		}
+		at, err := time.Parse(time.RFC3339Nano, strings.TrimPrefix(strings.Fields(line)[0], "time="))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if late := at.Sub(start); late < 0 || late > 500*time.Millisecond {
+			t.Errorf("busy %v after the meeting's start, want within 500ms (a timer, not the 5-minute poll)", late)
+		}
+	}
 	for _, want := range wants {
 		if !strings.Contains(l, want) {
 			t.Errorf("logs lack %q:\n%s", want, l)
