@@ -119,15 +119,11 @@ func settingsReply(ar models.AutomaticRepliesSettingable) (rules.AutoReply, erro
 	case models.ALWAYSENABLED_AUTOMATICREPLIESSTATUS:
 		r.Status = rules.AutoReplyAlways
 	case models.SCHEDULED_AUTOMATICREPLIESSTATUS:
-		start, err := parseDateTimeTZ(ar.GetScheduledStartDateTime())
-		if err != nil {
-			return r, fmt.Errorf("automatic replies start: %w", err)
+		var err error
+		r.Status = rules.AutoReplyScheduled
+		if r.Start, r.End, err = window(ar.GetScheduledStartDateTime(), ar.GetScheduledEndDateTime()); err != nil {
+			return r, err
 		}
-		end, err := parseDateTimeTZ(ar.GetScheduledEndDateTime())
-		if err != nil {
-			return r, fmt.Errorf("automatic replies end: %w", err)
-		}
-		r.Status, r.Start, r.End = rules.AutoReplyScheduled, start, end
 	default:
 		r.Status = rules.AutoReplyDisabled
 	}

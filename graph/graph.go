@@ -446,17 +446,26 @@ func autoReply(ar models.AutomaticRepliesMailTipsable) (rules.AutoReply, error) 
 	}
 	r := rules.AutoReply{Status: rules.AutoReplyAlways, Message: HTMLToText(deref(ar.GetMessage()))}
 	if ar.GetScheduledStartTime() != nil && ar.GetScheduledEndTime() != nil {
-		start, err := parseDateTimeTZ(ar.GetScheduledStartTime())
-		if err != nil {
-			return r, fmt.Errorf("automatic replies start: %w", err)
+		var err error
+		r.Status = rules.AutoReplyScheduled
+		if r.Start, r.End, err = window(ar.GetScheduledStartTime(), ar.GetScheduledEndTime()); err != nil {
+			return r, err
 		}
-		end, err := parseDateTimeTZ(ar.GetScheduledEndTime())
-		if err != nil {
-			return r, fmt.Errorf("automatic replies end: %w", err)
-		}
-		r.Status, r.Start, r.End = rules.AutoReplyScheduled, start, end
 	}
 	return r, nil
+}
+
+// window reads the scheduled start and end of automatic replies.
+func window(start, end models.DateTimeTimeZoneable) (time.Time, time.Time, error) {
+	s, err := parseDateTimeTZ(start)
+	if err != nil {
+		return s, s, fmt.Errorf("automatic replies start: %w", err)
+	}
+	e, err := parseDateTimeTZ(end)
+	if err != nil {
+		return s, e, fmt.Errorf("automatic replies end: %w", err)
+	}
+	return s, e, nil
 }
 
 // dateTimeTZ is a Graph dateTimeTimeZone in UTC.
