@@ -1,58 +1,156 @@
-// Package web is the gateway's HTTP face. For now it serves what an
-// operator needs to run it: /healthz (the process lives), /readyz (it has a
-// directory to answer from) and /metrics (Prometheus). The presence API,
-// compat endpoints, add-in and admin UI come on top of this.
+// Package web is the gateway's HTTP face: the presence API (single and
+// batch lookups), health (/healthz, /readyz) and Prometheus metrics. Every
+// presence answer needs a caller the configuration knows (an API key) or
+// an endpoint group the configuration opens to anonymous callers, and is
+// cut to what that caller may see.
 package web
 
 import (
 	"encoding/json"
 	"net/http"
+	"strconv"
+	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
+	"golang.org/x/time/rate"
 )
 
 // ReadyFunc reports why the gateway cannot serve yet, or nil when it can.
 type ReadyFunc func() error
 
-// Handler returns the HTTP handler. gatherer feeds /metrics; ready decides
-// /readyz.
-func Handler(gatherer prometheus.Gatherer, ready ReadyFunc) http.Handler {
-	mux := http.NewServeMux()
-	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) {
+// Options configure the server.
+type Options struct {
+	// Anonymous lists the endpoint groups open without credentials
+	// ("presence"); the demo opens them, production normally does not.
+	Anonymous []string
+	// AnonymousVisibility is what anonymous callers see. Default SeeState.
+	AnonymousVisibility Visibility
+	// APIKeys are the services' keys.
+	APIKeys []APIKey
+	// CORSOrigins may call the API from a browser.
+	CORSOrigins []string
+	// MaxBatch is the most addresses one batch takes. Default 500.
+	MaxBatch int
+	// RatePerSecond and Burst limit each caller; zero rate means no limit.
+	RatePerSecond float64
+	Burst         int
+}
+
+// Server serves the HTTP API.
+type Server struct {
+	opts      Options
+	backend   Backend
+	ready     ReadyFunc
+	anonymous map[string]bool
+	origins   map[string]bool
+	keys      []apiKey
+	limits    limiters
+	latency   *prometheus.HistogramVec
+	mux       *http.ServeMux
+}
+
+// New builds the server; reg receives its request metrics and gatherer
+// feeds /metrics.
+func New(opts Options, backend Backend, ready ReadyFunc, reg prometheus.Registerer, gatherer prometheus.Gatherer) (*Server, error) {
+	if opts.MaxBatch <= 0 {
+		opts.MaxBatch = 500
+	}
+	keys, err := parseKeys(opts.APIKeys)
+	if err != nil {
+		return nil, err
+	}
+	s := &Server{opts: opts, backend: backend, ready: ready, keys: keys,
+		anonymous: map[string]bool{}, origins: map[string]bool{},
+		limits: limiters{rate: rate.Limit(opts.RatePerSecond), burst: max(opts.Burst, 1), m: map[string]*limiterEntry{}}}
+	for _, g := range opts.Anonymous {
+		s.anonymous[g] = true
+	}
+	for _, o := range opts.CORSOrigins {
+		s.origins[o] = true
+	}
+	s.latency = prometheus.NewHistogramVec(prometheus.HistogramOpts{
+		Name: "presencegw_http_request_duration_seconds", Help: "HTTP request latency by route and status code.",
+		Buckets: []float64{0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.1, 0.5, 2},
+	}, []string{"route", "code"})
+	if err := reg.Register(s.latency); err != nil {
+		return nil, err
+	}
+	m := http.NewServeMux()
+	s.route(m, "GET /healthz", func(w http.ResponseWriter, _ *http.Request) {
 		writeJSON(w, http.StatusOK, map[string]string{"status": "ok"})
 	})
-	mux.HandleFunc("GET /readyz", func(w http.ResponseWriter, _ *http.Request) {
+	s.route(m, "GET /readyz", func(w http.ResponseWriter, _ *http.Request) {
 		if err := ready(); err != nil {
 			writeJSON(w, http.StatusServiceUnavailable, map[string]string{"status": "not ready", "error": err.Error()})
 			return
 		}
 		writeJSON(w, http.StatusOK, map[string]string{"status": "ready"})
 	})
-	mux.Handle("GET /metrics", promhttp.HandlerFor(gatherer, promhttp.HandlerOpts{}))
-	mux.HandleFunc("GET /{$}", func(w http.ResponseWriter, _ *http.Request) {
+	m.Handle("GET /metrics", promhttp.HandlerFor(gatherer, promhttp.HandlerOpts{}))
+	s.route(m, "GET /api/v1/presence", s.authenticate("presence", s.getPresence))
+	s.route(m, "POST /api/v1/presence/batch", s.authenticate("presence", s.postBatch))
+	s.route(m, "GET /{$}", func(w http.ResponseWriter, _ *http.Request) {
 		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
-		_, _ = w.Write([]byte("presencegw: Outlook/Exchange ⇄ XMPP presence gateway\nhealth: /healthz  readiness: /readyz  metrics: /metrics\n"))
+		_, _ = w.Write([]byte("presencegw: Outlook/Exchange ⇄ XMPP presence gateway\n" +
+			"presence: GET /api/v1/presence?email=ADDR, POST /api/v1/presence/batch\n" +
+			"health: /healthz  readiness: /readyz  metrics: /metrics\n"))
 	})
-	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
-		writeJSON(w, http.StatusNotFound, map[string]string{"error": "no such endpoint: " + r.URL.Path})
+	m.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
+		writeError(w, http.StatusNotFound, "not_found", "no such endpoint: "+r.Method+" "+r.URL.Path)
 	})
-	return secureHeaders(mux)
+	s.mux = m
+	return s, nil
 }
 
-// secureHeaders sets headers every response should carry.
-func secureHeaders(next http.Handler) http.Handler {
-	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		h := w.Header()
-		h.Set("X-Content-Type-Options", "nosniff")
-		h.Set("Content-Security-Policy", "default-src 'none'; frame-ancestors 'none'")
-		h.Set("Referrer-Policy", "no-referrer")
-		next.ServeHTTP(w, r)
+// route registers a handler that records its latency under the pattern.
+func (s *Server) route(m *http.ServeMux, pattern string, h http.HandlerFunc) {
+	m.HandleFunc(pattern, func(w http.ResponseWriter, r *http.Request) {
+		start := time.Now()
+		rec := &statusRecorder{ResponseWriter: w, code: http.StatusOK}
+		h(rec, r)
+		s.latency.WithLabelValues(pattern, strconv.Itoa(rec.code)).Observe(time.Since(start).Seconds())
 	})
+}
+
+type statusRecorder struct {
+	http.ResponseWriter
+	code int
+}
+
+func (r *statusRecorder) WriteHeader(code int) {
+	r.code = code
+	r.ResponseWriter.WriteHeader(code)
+}
+
+// Flush lets streaming handlers flush through the recorder.
+func (r *statusRecorder) Flush() {
+	if f, ok := r.ResponseWriter.(http.Flusher); ok {
+		f.Flush()
+	}
+}
+
+// ServeHTTP implements http.Handler.
+func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	h := w.Header()
+	h.Set("X-Content-Type-Options", "nosniff")
+	h.Set("Content-Security-Policy", "default-src 'none'; frame-ancestors 'none'")
+	h.Set("Referrer-Policy", "no-referrer")
+	s.cors(s.mux).ServeHTTP(w, r)
+}
+
+// apiError is the error object of every JSON error answer.
+type apiError struct {
+	Code    string `json:"code"`
+	Message string `json:"message"`
+}
+
+func writeError(w http.ResponseWriter, status int, code, msg string) {
+	writeJSON(w, status, map[string]any{"error": apiError{Code: code, Message: msg}})
 }
 
 func writeJSON(w http.ResponseWriter, code int, v any) {
 	w.Header().Set("Content-Type", "application/json")
 	w.WriteHeader(code)
-	_ = json.NewEncoder(w).Encode(v)
+	_ = json.NewEncoder(w).Encode(v) // the client went away; nothing to tell it
 }

@@ -182,9 +182,20 @@ func serve(ctx context.Context, path, listen string, errOut io.Writer) error {
 	if err != nil {
 		return fmt.Errorf("listen: %w", err)
 	}
+	opts, err := webOptions(cfg.Web, a.demo)
+	if err != nil {
+		return err
+	}
+	handler, err := web.New(opts, backend{dir: a.dir, presence: a.presence}, a.ready, reg, reg)
+	if err != nil {
+		return err
+	}
 	srv := &http.Server{
-		Handler:           web.Handler(reg, a.ready),
+		Handler:           handler,
 		ReadHeaderTimeout: 10 * time.Second,
+		ReadTimeout:       30 * time.Second,
+		IdleTimeout:       2 * time.Minute,
+		MaxHeaderBytes:    64 << 10,
 		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
 	}
 	ctx, cancel := context.WithCancel(ctx)

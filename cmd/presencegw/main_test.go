@@ -283,6 +283,25 @@ func TestDemoServes(t *testing.T) {
 	if !ok {
 		t.Fatalf("demo never became ready:\n%s", logs.String())
 	}
+	// The demo opens its presence API to anonymous callers; the calendar
+	// is read within a couple of seconds of the start.
+	var resp *http.Response
+	var body []byte
+	for deadline := time.Now().Add(5 * time.Second); time.Now().Before(deadline); time.Sleep(100 * time.Millisecond) {
+		r, err := http.Get("http://" + addr + "/api/v1/presence?email=alice@example.com")
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp, body = r, nil
+		body, _ = io.ReadAll(r.Body)
+		r.Body.Close()
+		if strings.Contains(string(body), `"state":"busy"`) {
+			break
+		}
+	}
+	if resp.StatusCode != 200 || !strings.Contains(string(body), `"state":"busy"`) || !strings.Contains(string(body), `"status":"In a meeting until `) {
+		t.Errorf("demo lookup: %d %s", resp.StatusCode, body)
+	}
 	cancel()
 	if code := <-done; code != 0 {
 		t.Errorf("demo exited %d", code)

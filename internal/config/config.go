@@ -42,6 +42,8 @@ type Config struct {
 	Calendar Calendar `yaml:"calendar"`
 	Graph    *Graph   `yaml:"graph"`
 	Policy   Policy   `yaml:"policy"`
+	// Web configures the HTTP API: who may ask, and what they see.
+	Web Web `yaml:"web"`
 
 	// path is the file the config came from; lines maps field paths
 	// ("ldap[0].url") to their line there. Both feed error messages of
@@ -378,6 +380,7 @@ func (c *Config) applyDefaults() {
 		c.LDAP[i].applyDefaults()
 	}
 	c.applyCalendarDefaults()
+	c.applyWebDefaults()
 	base := filepath.Dir(c.path)
 	for i := range c.Files {
 		if c.Files[i].Path != "" && !filepath.IsAbs(c.Files[i].Path) && c.path != "" {
@@ -458,6 +461,7 @@ func def(s *string, v string) {
 
 func (c *Config) validate(p *Problems) {
 	c.validateCalendar(p)
+	c.validateWeb(p)
 	if _, _, err := net.SplitHostPort(c.Listen); err != nil {
 		p.Add("listen", "must be host:port: %v", err)
 	}

@@ -79,6 +79,7 @@ type mailbox struct {
 	chat    rules.Chat
 	optOut  bool
 	out     rules.Output
+	changed time.Time // when out last changed
 	timer   *time.Timer
 }
 
@@ -200,6 +201,27 @@ func (e *Engine) Get(id string) (rules.Output, bool) {
 	return e.derive(m, e.now()), true
 }
 
+// Lookup returns a mailbox's presence now, when it last changed, and
+// whether its calendar facts are stale; ok is false for a mailbox the
+// engine does not track.
+func (e *Engine) Lookup(id string) (out rules.Output, changed time.Time, stale, ok bool) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	m, ok := e.mailboxes[key(id)]
+	if !ok {
+		return rules.Output{State: rules.Unknown}, time.Time{}, false, false
+	}
+	now := e.now()
+	stale = m.fetched.IsZero() || now.Sub(m.fetched) > 2*e.opts.PollInterval
+	out = m.out
+	if out.State == "" {
+		// Never derived yet (no facts, no chat presence).
+		out = e.derive(m, now)
+	}
+	// Kept current by the boundary timers: no derivation per lookup.
+	return out, m.changed, stale, true
+}
+
 // derive computes m's presence at now; the caller holds e.mu.
 func (e *Engine) derive(m *mailbox, now time.Time) rules.Output {
 	p := e.policy
@@ -276,7 +298,7 @@ func (e *Engine) update(m *mailbox) {
 	now := e.now()
 	out := e.derive(m, now)
 	if !sameOutput(out, m.out) {
-		m.out = out
+		m.out, m.changed = out, now
 		e.emit(Change{Mailbox: m.id, Output: out, At: now})
 	} else {
 		m.out.Next = out.Next

@@ -1,0 +1,61 @@
+package main
+
+import (
+	"github.com/presencegw/presencegw/internal/config"
+	"github.com/presencegw/presencegw/internal/presence"
+	"github.com/presencegw/presencegw/ldapmap"
+	"github.com/presencegw/presencegw/rules"
+	"github.com/presencegw/presencegw/web"
+)
+
+// backend answers the web layer from the directory and the presence
+// engine: the one place that knows both.
+type backend struct {
+	dir      *ldapmap.Directory
+	presence *presence.Engine // nil without a calendar source
+}
+
+// Lookup implements web.Backend.
+func (b backend) Lookup(email string) web.Entry {
+	r := b.dir.Resolve(email)
+	switch r.Status {
+	case ldapmap.StatusInvalid:
+		return web.Entry{Email: email, Status: web.Invalid, Err: r.Error}
+	case ldapmap.StatusResolved:
+	default:
+		return web.Entry{Email: r.Address, Status: web.NotFound}
+	}
+	e := web.Entry{Email: r.Address, Status: web.Found, JID: r.JID, Presence: rules.Output{State: rules.Unknown}}
+	if r.Person != nil {
+		e.Name = r.Person.Name
+		if b.presence != nil && r.Person.MailboxID != "" {
+			if out, changed, stale, ok := b.presence.Lookup(r.Person.MailboxID); ok {
+				e.Presence, e.Updated, e.Stale = out, changed, stale
+			}
+		}
+	}
+	return e
+}
+
+// webOptions turns the web config into the server's options. The demo
+// opens its presence API to anonymous callers (its people are made up),
+// so a newcomer can try every endpoint with curl.
+func webOptions(c config.Web, demo bool) (web.Options, error) {
+	o := web.Options{Anonymous: c.Anonymous, CORSOrigins: c.CORSOrigins, MaxBatch: c.MaxBatch,
+		RatePerSecond: c.RatePerSecond, Burst: c.Burst}
+	var err error
+	if o.AnonymousVisibility, err = web.ParseVisibility(c.AnonymousVisibility); err != nil {
+		return o, err
+	}
+	for _, k := range c.APIKeys {
+		v, err := web.ParseVisibility(k.Visibility)
+		if err != nil {
+			return o, err
+		}
+		o.APIKeys = append(o.APIKeys, web.APIKey{Name: k.Name, SHA256: k.SHA256, Visibility: v})
+	}
+	if demo {
+		o.Anonymous, o.AnonymousVisibility = []string{"presence"}, web.SeeCalendar
+	}
+	return o, nil
+}

@@ -1,0 +1,90 @@
+package config
+
+import (
+	"fmt"
+	"regexp"
+	"slices"
+)
+
+// Web configures the HTTP API.
+type Web struct {
+	// Anonymous lists the endpoint groups open without credentials
+	// (presence). Default none: nothing about a person leaks to an
+	// unauthenticated caller unless this opts in.
+	Anonymous []string `yaml:"anonymous"`
+	// AnonymousVisibility is what anonymous callers see: state (default),
+	// status or calendar.
+	AnonymousVisibility string `yaml:"anonymous_visibility"`
+	// APIKeys are the services allowed to ask, each with the SHA-256 of
+	// its key (presencegw token --api-key prints one) and what it may see.
+	APIKeys []APIKey `yaml:"api_keys"`
+	// CORSOrigins may call the API from a browser.
+	CORSOrigins []string `yaml:"cors_origins"`
+	// MaxBatch is the most addresses one batch lookup takes. Default 500.
+	MaxBatch int `yaml:"max_batch"`
+	// RatePerSecond and Burst limit each caller. Default 50/s, burst 100.
+	RatePerSecond float64 `yaml:"rate_per_second"`
+	Burst         int     `yaml:"burst"`
+}
+
+// APIKey is one service's key.
+type APIKey struct {
+	Name       string `yaml:"name"`
+	SHA256     string `yaml:"sha256"`
+	Visibility string `yaml:"visibility"` // state, status (default) or calendar
+}
+
+var sha256Hex = regexp.MustCompile(`^[0-9a-f]{64}$`)
+
+func (c *Config) applyWebDefaults() {
+	w := &c.Web
+	def(&w.AnonymousVisibility, "state")
+	if w.MaxBatch == 0 {
+		w.MaxBatch = 500
+	}
+	if w.RatePerSecond == 0 {
+		w.RatePerSecond = 50
+	}
+	if w.Burst == 0 {
+		w.Burst = 100
+	}
+	for i := range w.APIKeys {
+		def(&w.APIKeys[i].Visibility, "status")
+	}
+}
+
+func (c *Config) validateWeb(p *Problems) {
+	w := c.Web
+	visibilities := []string{"state", "status", "calendar"}
+	for i, g := range w.Anonymous {
+		if g != "presence" {
+			p.Add(fmt.Sprintf("web.anonymous[%d]", i), "%q: the endpoint groups are: presence", g)
+		}
+	}
+	if !slices.Contains(visibilities, w.AnonymousVisibility) {
+		p.Add("web.anonymous_visibility", "must be state, status or calendar, not %q", w.AnonymousVisibility)
+	}
+	names := map[string]bool{}
+	for i, k := range w.APIKeys {
+		path := fmt.Sprintf("web.api_keys[%d]", i)
+		switch {
+		case k.Name == "":
+			p.Add(path+".name", "is required")
+		case names[k.Name]:
+			p.Add(path+".name", "%q is used twice", k.Name)
+		}
+		names[k.Name] = true
+		if !sha256Hex.MatchString(k.SHA256) {
+			p.Add(path+".sha256", "must be the key's SHA-256 as 64 lower-case hex digits (the key itself never goes in the config)")
+		}
+		if !slices.Contains(visibilities, k.Visibility) {
+			p.Add(path+".visibility", "must be state, status or calendar, not %q", k.Visibility)
+		}
+	}
+	if w.MaxBatch < 1 || w.MaxBatch > 5000 {
+		p.Add("web.max_batch", "must be between 1 and 5000")
+	}
+	if w.RatePerSecond < 0 || w.Burst < 1 {
+		p.Add("web.rate_per_second", "rate must not be negative and burst at least 1")
+	}
+}

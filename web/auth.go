@@ -1,0 +1,183 @@
+package web
+
+import (
+	"context"
+	"crypto/sha256"
+	"crypto/subtle"
+	"encoding/hex"
+	"fmt"
+	"net"
+	"net/http"
+	"strings"
+	"sync"
+	"time"
+
+	"golang.org/x/time/rate"
+)
+
+// Caller is who asks, as authentication found out.
+type Caller struct {
+	// ID names the caller for logs and rate limits ("key:intranet",
+	// "anonymous:192.0.2.1").
+	ID string
+	// Anonymous is true when no credentials were given.
+	Anonymous bool
+	// Visibility is how much of a person the caller may see.
+	Visibility Visibility
+	// Directory lets the caller learn whether an address exists (404).
+	Directory bool
+}
+
+type callerKey struct{}
+
+func callerFrom(r *http.Request) *Caller {
+	c, _ := r.Context().Value(callerKey{}).(*Caller)
+	return c
+}
+
+// APIKey is a service's key: only its SHA-256 is configured, so the
+// config file does not hold the secret itself.
+type APIKey struct {
+	Name string
+	// SHA256 is the hex SHA-256 of the key.
+	SHA256     string
+	Visibility Visibility
+}
+
+// HashKey returns what to put in the config for a key.
+func HashKey(key string) string {
+	sum := sha256.Sum256([]byte(key))
+	return hex.EncodeToString(sum[:])
+}
+
+// authenticate finds the caller: a bearer API key, or anonymous when the
+// endpoint group allows it. It answers 401 itself when neither applies.
+func (s *Server) authenticate(group string, next http.HandlerFunc) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		var c *Caller
+		if auth := r.Header.Get("Authorization"); auth != "" {
+			token, ok := strings.CutPrefix(auth, "Bearer ")
+			if !ok {
+				writeError(w, http.StatusUnauthorized, "unauthorized", "Authorization must be a Bearer token")
+				return
+			}
+			if c = s.keyCaller(strings.TrimSpace(token)); c == nil {
+				writeError(w, http.StatusUnauthorized, "unauthorized", "unknown or invalid token")
+				return
+			}
+		} else if s.anonymous[group] {
+			c = &Caller{ID: "anonymous:" + clientIP(r), Anonymous: true, Visibility: s.opts.AnonymousVisibility}
+		} else {
+			w.Header().Set("WWW-Authenticate", `Bearer realm="presencegw"`)
+			writeError(w, http.StatusUnauthorized, "unauthorized", "authentication required")
+			return
+		}
+		if !s.allow(c.ID) {
+			w.Header().Set("Retry-After", "1")
+			writeError(w, http.StatusTooManyRequests, "rate_limited", "too many requests; slow down")
+			return
+		}
+		next(w, r.WithContext(context.WithValue(r.Context(), callerKey{}, c)))
+	}
+}
+
+// keyCaller checks an API key against every configured hash in constant
+// time, so timing tells nothing about which key is close.
+func (s *Server) keyCaller(token string) *Caller {
+	sum := sha256.Sum256([]byte(token))
+	var found *APIKey
+	for i := range s.keys {
+		k := &s.keys[i]
+		if subtle.ConstantTimeCompare(sum[:], k.hash) == 1 {
+			found = &k.APIKey
+		}
+	}
+	if found == nil {
+		return nil
+	}
+	return &Caller{ID: "key:" + found.Name, Visibility: found.Visibility, Directory: true}
+}
+
+type apiKey struct {
+	APIKey
+	hash []byte
+}
+
+func parseKeys(keys []APIKey) ([]apiKey, error) {
+	out := make([]apiKey, 0, len(keys))
+	for _, k := range keys {
+		h, err := hex.DecodeString(k.SHA256)
+		if err != nil || len(h) != sha256.Size {
+			return nil, fmt.Errorf("api key %s: sha256 must be 64 hex digits", k.Name)
+		}
+		out = append(out, apiKey{APIKey: k, hash: h})
+	}
+	return out, nil
+}
+
+func clientIP(r *http.Request) string {
+	host, _, err := net.SplitHostPort(r.RemoteAddr)
+	if err != nil {
+		return r.RemoteAddr
+	}
+	return host
+}
+
+// limiters is a token bucket per caller, forgotten after a while idle.
+type limiters struct {
+	mu    sync.Mutex
+	rate  rate.Limit
+	burst int
+	m     map[string]*limiterEntry
+	last  time.Time
+}
+
+type limiterEntry struct {
+	l    *rate.Limiter
+	seen time.Time
+}
+
+func (s *Server) allow(id string) bool {
+	if s.limits.rate <= 0 {
+		return true
+	}
+	l := &s.limits
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	now := time.Now()
+	if now.Sub(l.last) > time.Minute {
+		for k, e := range l.m {
+			if now.Sub(e.seen) > 10*time.Minute {
+				delete(l.m, k)
+			}
+		}
+		l.last = now
+	}
+	e, ok := l.m[id]
+	if !ok {
+		e = &limiterEntry{l: rate.NewLimiter(l.rate, l.burst)}
+		l.m[id] = e
+	}
+	e.seen = now
+	return e.l.AllowN(now, 1)
+}
+
+// cors answers preflights and sets CORS headers for allowed origins only.
+func (s *Server) cors(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		origin := r.Header.Get("Origin")
+		if origin != "" && s.origins[origin] {
+			h := w.Header()
+			h.Set("Access-Control-Allow-Origin", origin)
+			h.Add("Vary", "Origin")
+			if r.Method == http.MethodOptions && r.Header.Get("Access-Control-Request-Method") != "" {
+				h.Set("Access-Control-Allow-Methods", "GET, POST, PUT, OPTIONS")
+				h.Set("Access-Control-Allow-Headers", "Authorization, Content-Type, Last-Event-ID")
+				h.Set("Access-Control-Max-Age", "600")
+				w.WriteHeader(http.StatusNoContent)
+				return
+			}
+		}
+		next.ServeHTTP(w, r)
+	})
+}
