@@ -16,6 +16,9 @@ import (
 type Backend interface {
 	// Lookup answers for one address.
 	Lookup(email string) Entry
+	// Changes reports the mailboxes (as in Entry.Mailbox) whose presence
+	// changes, until stop is called.
+	Changes(buffer int) (changes <-chan string, stop func())
 }
 
 // LookupStatus is how a lookup went.
@@ -37,9 +40,11 @@ type Entry struct {
 	Email  string
 	Status LookupStatus
 	// Err says why an address is invalid.
-	Err      string
-	JID      string
-	Name     string
+	Err  string
+	JID  string
+	Name string
+	// Mailbox identifies the person's presence in Backend.Changes.
+	Mailbox  string
 	Presence rules.Output
 	Chat     rules.Chat
 	// Updated is when the presence last changed.

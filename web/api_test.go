@@ -19,6 +19,11 @@ import (
 // fakeBackend knows alice (busy in a meeting) and carol (available).
 type fakeBackend struct{}
 
+func (fakeBackend) Changes(int) (<-chan string, func()) {
+	ch := make(chan string)
+	return ch, func() {}
+}
+
 func (fakeBackend) Lookup(email string) Entry {
 	e := strings.ToLower(strings.TrimSpace(email))
 	if !strings.Contains(e, "@") {

@@ -22,7 +22,8 @@ type ReadyFunc func() error
 // Options configure the server.
 type Options struct {
 	// Anonymous lists the endpoint groups open without credentials
-	// ("presence"); the demo opens them, production normally does not.
+	// ("presence", "stream"); the demo opens them, production normally
+	// does not.
 	Anonymous []string
 	// AnonymousVisibility is what anonymous callers see. Default SeeState.
 	AnonymousVisibility Visibility
@@ -48,6 +49,8 @@ type Server struct {
 	limits    limiters
 	latency   *prometheus.HistogramVec
 	mux       *http.ServeMux
+	hub       *hub
+	stop      func()
 }
 
 // New builds the server; reg receives its request metrics and gatherer
@@ -90,6 +93,11 @@ func New(opts Options, backend Backend, ready ReadyFunc, reg prometheus.Register
 	m.Handle("GET /metrics", promhttp.HandlerFor(gatherer, promhttp.HandlerOpts{}))
 	s.route(m, "GET /api/v1/presence", s.authenticate("presence", s.getPresence))
 	s.route(m, "POST /api/v1/presence/batch", s.authenticate("presence", s.postBatch))
+	// Streams live long: not in the latency histogram.
+	m.HandleFunc("GET /api/v1/presence/stream", s.authenticate("stream", s.getStream))
+	changes, stop := backend.Changes(1024)
+	s.hub, s.stop = newHub(), stop
+	go s.hub.run(changes)
 	s.route(m, "GET /{$}", func(w http.ResponseWriter, _ *http.Request) {
 		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
 		_, _ = w.Write([]byte("presencegw: Outlook/Exchange ⇄ XMPP presence gateway\n" +
@@ -102,6 +110,9 @@ func New(opts Options, backend Backend, ready ReadyFunc, reg prometheus.Register
 	s.mux = m
 	return s, nil
 }
+
+// Close stops following the backend's changes.
+func (s *Server) Close() { s.stop() }
 
 // route registers a handler that records its latency under the pattern.
 func (s *Server) route(m *http.ServeMux, pattern string, h http.HandlerFunc) {

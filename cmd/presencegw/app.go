@@ -190,6 +190,7 @@ func serve(ctx context.Context, path, listen string, errOut io.Writer) error {
 	if err != nil {
 		return err
 	}
+	defer handler.Close()
 	srv := &http.Server{
 		Handler:           handler,
 		ReadHeaderTimeout: 10 * time.Second,

@@ -1,6 +1,8 @@
 package main
 
 import (
+	"strings"
+
 	"github.com/presencegw/presencegw/internal/config"
 	"github.com/presencegw/presencegw/internal/presence"
 	"github.com/presencegw/presencegw/ldapmap"
@@ -27,7 +29,7 @@ func (b backend) Lookup(email string) web.Entry {
 	}
 	e := web.Entry{Email: r.Address, Status: web.Found, JID: r.JID, Presence: rules.Output{State: rules.Unknown}}
 	if r.Person != nil {
-		e.Name = r.Person.Name
+		e.Name, e.Mailbox = r.Person.Name, strings.ToLower(r.Person.MailboxID)
 		if b.presence != nil && r.Person.MailboxID != "" {
 			if out, changed, stale, ok := b.presence.Lookup(r.Person.MailboxID); ok {
 				e.Presence, e.Updated, e.Stale = out, changed, stale
@@ -35,6 +37,22 @@ func (b backend) Lookup(email string) web.Entry {
 		}
 	}
 	return e
+}
+
+// Changes implements web.Backend: the engine's changes, by mailbox.
+func (b backend) Changes(buffer int) (<-chan string, func()) {
+	out := make(chan string, buffer)
+	if b.presence == nil {
+		return out, func() {}
+	}
+	src, stop := b.presence.Subscribe(buffer)
+	go func() {
+		defer close(out)
+		for c := range src {
+			out <- c.Mailbox
+		}
+	}()
+	return out, stop
 }
 
 // webOptions turns the web config into the server's options. The demo
@@ -55,7 +73,7 @@ func webOptions(c config.Web, demo bool) (web.Options, error) {
 		o.APIKeys = append(o.APIKeys, web.APIKey{Name: k.Name, SHA256: k.SHA256, Visibility: v})
 	}
 	if demo {
-		o.Anonymous, o.AnonymousVisibility = []string{"presence"}, web.SeeCalendar
+		o.Anonymous, o.AnonymousVisibility = []string{"presence", "stream"}, web.SeeCalendar
 	}
 	return o, nil
 }

@@ -57,8 +57,8 @@ func (c *Config) validateWeb(p *Problems) {
 	w := c.Web
 	visibilities := []string{"state", "status", "calendar"}
 	for i, g := range w.Anonymous {
-		if g != "presence" {
-			p.Add(fmt.Sprintf("web.anonymous[%d]", i), "%q: the endpoint groups are: presence", g)
+		if g != "presence" && g != "stream" {
+			p.Add(fmt.Sprintf("web.anonymous[%d]", i), "%q: the endpoint groups are presence and stream", g)
 		}
 	}
 	if !slices.Contains(visibilities, w.AnonymousVisibility) {

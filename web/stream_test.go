@@ -1,0 +1,153 @@
+package web
+
+import (
+	"bufio"
+	"context"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/presencegw/presencegw/rules"
+)
+
+// liveBackend has people whose state a test changes.
+type liveBackend struct {
+	mu      sync.Mutex
+	states  map[string]rules.State
+	changes chan string
+}
+
+func (b *liveBackend) Lookup(email string) Entry {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	st, ok := b.states[email]
+	if !ok {
+		return Entry{Email: email, Status: NotFound}
+	}
+	return Entry{Email: email, Status: Found, Mailbox: "mb-" + email, Presence: rules.Output{State: st}}
+}
+
+func (b *liveBackend) Changes(int) (<-chan string, func()) { return b.changes, func() {} }
+
+func (b *liveBackend) set(email string, st rules.State) {
+	b.mu.Lock()
+	b.states[email] = st
+	b.mu.Unlock()
+	b.changes <- "mb-" + email
+}
+
+// sse reads events from a stream: id and data lines.
+type sse struct {
+	sc *bufio.Scanner
+}
+
+func (s *sse) next(t *testing.T) (id, data string) {
+	t.Helper()
+	for s.sc.Scan() {
+		line := s.sc.Text()
+		switch {
+		case strings.HasPrefix(line, "id: "):
+			id = line[4:]
+		case strings.HasPrefix(line, "data: "):
+			data = line[6:]
+		case line == "" && data != "":
+			return id, data
+		}
+	}
+	t.Fatalf("stream ended: %v", s.sc.Err())
+	return "", ""
+}
+
+func openStream(t *testing.T, url, lastID string) (*sse, func()) {
+	t.Helper()
+	ctx, cancel := context.WithCancel(context.Background())
+	req, _ := http.NewRequestWithContext(ctx, "GET", url, nil)
+	if lastID != "" {
+		req.Header.Set("Last-Event-ID", lastID)
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if resp.StatusCode != 200 || resp.Header.Get("Content-Type") != "text/event-stream" {
+		t.Fatalf("stream: %d %s", resp.StatusCode, resp.Header.Get("Content-Type"))
+	}
+	return &sse{sc: bufio.NewScanner(resp.Body)}, func() { cancel(); resp.Body.Close() }
+}
+
+func TestStream(t *testing.T) {
+	b := &liveBackend{states: map[string]rules.State{"a@x": rules.Available, "b@x": rules.Away}, changes: make(chan string, 16)}
+	reg := prometheus.NewRegistry()
+	s, err := New(Options{Anonymous: []string{"stream"}}, b, func() error { return nil }, reg, reg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := httptest.NewServer(s)
+	defer srv.Close()
+	st, stop := openStream(t, srv.URL+"/api/v1/presence/stream?email=a@x&email=b@x", "")
+	// Snapshot first, in order.
+	if _, d := st.next(t); d != `{"email":"a@x","state":"available"}` {
+		t.Errorf("snapshot 1: %s", d)
+	}
+	if _, d := st.next(t); d != `{"email":"b@x","state":"away"}` {
+		t.Errorf("snapshot 2: %s", d)
+	}
+	b.set("a@x", rules.Busy)
+	id, d := st.next(t)
+	if d != `{"email":"a@x","state":"busy"}` || id != "1" {
+		t.Errorf("change: id %s %s", id, d)
+	}
+	stop()
+	// While away: two changes, one for someone else.
+	b.set("b@x", rules.DND)
+	b.set("c@x", rules.XA)
+	time.Sleep(50 * time.Millisecond)
+	st, stop = openStream(t, srv.URL+"/api/v1/presence/stream?email=a@x&email=b@x", id)
+	defer stop()
+	if id, d := st.next(t); d != `{"email":"b@x","state":"dnd"}` || id != "2" {
+		t.Errorf("resumed: id %s %s, want only the missed change", id, d)
+	}
+	// Bad requests are JSON errors, not streams.
+	resp, _ := http.Get(srv.URL + "/api/v1/presence/stream")
+	if resp.StatusCode != 400 {
+		t.Errorf("no email: %d", resp.StatusCode)
+	}
+	resp.Body.Close()
+}
+
+func TestStreamHeartbeat(t *testing.T) {
+	old := Heartbeat
+	Heartbeat = 50 * time.Millisecond
+	defer func() { Heartbeat = old }()
+	b := &liveBackend{states: map[string]rules.State{"a@x": rules.Available}, changes: make(chan string, 1)}
+	reg := prometheus.NewRegistry()
+	s, _ := New(Options{Anonymous: []string{"stream"}}, b, func() error { return nil }, reg, reg)
+	srv := httptest.NewServer(s)
+	defer srv.Close()
+	resp, err := http.Get(srv.URL + "/api/v1/presence/stream?email=a@x")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	sc := bufio.NewScanner(resp.Body)
+	deadline := time.After(2 * time.Second)
+	got := make(chan bool)
+	go func() {
+		for sc.Scan() {
+			if sc.Text() == ": ping" {
+				got <- true
+				return
+			}
+		}
+	}()
+	select {
+	case <-got:
+	case <-deadline:
+		t.Error("no heartbeat")
+	}
+}
