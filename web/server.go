@@ -22,8 +22,8 @@ type ReadyFunc func() error
 // Options configure the server.
 type Options struct {
 	// Anonymous lists the endpoint groups open without credentials
-	// ("presence", "stream"); the demo opens them, production normally
-	// does not.
+	// ("presence", "stream", "badge"); the demo opens them, production
+	// normally does not.
 	Anonymous []string
 	// AnonymousVisibility is what anonymous callers see. Default SeeState.
 	AnonymousVisibility Visibility
@@ -93,6 +93,7 @@ func New(opts Options, backend Backend, ready ReadyFunc, reg prometheus.Register
 	m.Handle("GET /metrics", promhttp.HandlerFor(gatherer, promhttp.HandlerOpts{}))
 	s.route(m, "GET /api/v1/presence", s.authenticate("presence", s.getPresence))
 	s.route(m, "POST /api/v1/presence/batch", s.authenticate("presence", s.postBatch))
+	s.route(m, "GET /badge/{file}", s.authenticate("badge", s.getBadge))
 	// Streams live long: not in the latency histogram.
 	m.HandleFunc("GET /api/v1/presence/stream", s.authenticate("stream", s.getStream))
 	changes, stop := backend.Changes(1024)
