@@ -5,6 +5,7 @@ import (
 	"crypto/sha256"
 	"crypto/subtle"
 	"encoding/hex"
+	"errors"
 	"fmt"
 	"net"
 	"net/http"
@@ -26,6 +27,9 @@ type Caller struct {
 	Visibility Visibility
 	// Directory lets the caller learn whether an address exists (404).
 	Directory bool
+	// Username is an Entra ID user's preferred_username, for display and
+	// logs only: it can change and be reused, so ID is what identifies.
+	Username string
 }
 
 type callerKey struct{}
@@ -50,8 +54,10 @@ func HashKey(key string) string {
 	return hex.EncodeToString(sum[:])
 }
 
-// authenticate finds the caller: a bearer API key, or anonymous when the
-// endpoint group allows it. It answers 401 itself when neither applies.
+// authenticate finds the caller: a bearer Entra ID access token (when
+// Options.Entra is set, any bearer token shaped like a JWT), a bearer API
+// key, or anonymous when the endpoint group allows it. It answers 401 (403
+// for a token without the required scope) itself when none applies.
 func (s *Server) authenticate(group string, next http.HandlerFunc) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
 		var c *Caller
@@ -61,7 +67,14 @@ func (s *Server) authenticate(group string, next http.HandlerFunc) http.HandlerF
 				writeError(w, http.StatusUnauthorized, "unauthorized", "Authorization must be a Bearer token")
 				return
 			}
-			if c = s.keyCaller(strings.TrimSpace(token)); c == nil {
+			token = strings.TrimSpace(token)
+			if s.opts.Entra != nil && looksLikeJWT(token) {
+				var err error
+				if c, err = s.opts.Entra.Verify(r.Context(), token); err != nil {
+					s.entraRefused(w, err)
+					return
+				}
+			} else if c = s.keyCaller(token); c == nil {
 				writeError(w, http.StatusUnauthorized, "unauthorized", "unknown or invalid token")
 				return
 			}
@@ -78,6 +91,24 @@ func (s *Server) authenticate(group string, next http.HandlerFunc) http.HandlerF
 			return
 		}
 		next(w, r.WithContext(context.WithValue(r.Context(), callerKey{}, c)))
+	}
+}
+
+// entraRefused answers a refused Entra ID token as RFC 6750 says: 403
+// insufficient_scope when only the scope is missing, 401 invalid_token
+// otherwise. When the tenant's keys cannot be fetched the token may well be
+// good: 503, so the client retries rather than signs in again.
+func (s *Server) entraRefused(w http.ResponseWriter, err error) {
+	switch {
+	case errors.Is(err, ErrInsufficientScope):
+		w.Header().Set("WWW-Authenticate", fmt.Sprintf(`Bearer realm="presencegw", error="insufficient_scope", scope=%q`, s.opts.Entra.scope))
+		writeError(w, http.StatusForbidden, "insufficient_scope", fmt.Sprintf("the token lacks the scope %s", s.opts.Entra.scope))
+	case errors.Is(err, ErrEntraUnavailable):
+		w.Header().Set("Retry-After", "30")
+		writeError(w, http.StatusServiceUnavailable, "unavailable", "cannot verify Entra ID tokens now (signing keys unavailable); try again later")
+	default:
+		w.Header().Set("WWW-Authenticate", `Bearer realm="presencegw", error="invalid_token"`)
+		writeError(w, http.StatusUnauthorized, "unauthorized", "invalid Entra ID token: "+entraProblem(err))
 	}
 }
 

@@ -29,6 +29,9 @@ type Options struct {
 	AnonymousVisibility Visibility
 	// APIKeys are the services' keys.
 	APIKeys []APIKey
+	// Entra verifies Entra ID access tokens (bearer tokens shaped like a
+	// JWT); nil accepts none.
+	Entra *Entra
 	// CORSOrigins may call the API from a browser.
 	CORSOrigins []string
 	// MaxBatch is the most addresses one batch takes. Default 500.

@@ -182,7 +182,9 @@ func serve(ctx context.Context, path, listen string, errOut io.Writer) error {
 	if err != nil {
 		return fmt.Errorf("listen: %w", err)
 	}
-	opts, err := webOptions(cfg.Web, a.demo)
+	webCtx, stopWeb := context.WithCancel(ctx)
+	defer stopWeb()
+	opts, err := webOptions(webCtx, cfg.Web, a.demo, log)
 	if err != nil {
 		return err
 	}

@@ -1,6 +1,8 @@
 package main
 
 import (
+	"context"
+	"log/slog"
 	"strings"
 
 	"github.com/presencegw/presencegw/internal/config"
@@ -57,8 +59,9 @@ func (b backend) Changes(buffer int) (<-chan string, func()) {
 
 // webOptions turns the web config into the server's options. The demo
 // opens its presence API to anonymous callers (its people are made up),
-// so a newcomer can try every endpoint with curl.
-func webOptions(c config.Web, demo bool) (web.Options, error) {
+// so a newcomer can try every endpoint with curl. ctx bounds the Entra ID
+// verifier's background key refreshes; log gets its fetch failures.
+func webOptions(ctx context.Context, c config.Web, demo bool, log *slog.Logger) (web.Options, error) {
 	o := web.Options{Anonymous: c.Anonymous, CORSOrigins: c.CORSOrigins, MaxBatch: c.MaxBatch,
 		RatePerSecond: c.RatePerSecond, Burst: c.Burst}
 	var err error
@@ -71,6 +74,18 @@ func webOptions(c config.Web, demo bool) (web.Options, error) {
 			return o, err
 		}
 		o.APIKeys = append(o.APIKeys, web.APIKey{Name: k.Name, SHA256: k.SHA256, Visibility: v})
+	}
+	if e := c.Entra; e != nil {
+		v, err := web.ParseVisibility(e.Visibility)
+		if err != nil {
+			return o, err
+		}
+		// Fetches nothing yet: each tenant's keys come with its first token.
+		o.Entra, err = web.NewEntra(ctx, web.EntraConfig{Tenants: e.Tenants, Audiences: e.Audiences, Scope: e.Scope,
+			Authority: e.Authority, ClientApps: e.ClientApps, Visibility: v, Logger: log})
+		if err != nil {
+			return o, err
+		}
 	}
 	if demo {
 		o.Anonymous, o.AnonymousVisibility = []string{"presence", "stream"}, web.SeeCalendar

@@ -2,8 +2,10 @@ package config
 
 import (
 	"fmt"
+	"net/url"
 	"regexp"
 	"slices"
+	"strings"
 )
 
 // Web configures the HTTP API.
@@ -25,6 +27,28 @@ type Web struct {
 	// RatePerSecond and Burst limit each caller. Default 50/s, burst 100.
 	RatePerSecond float64 `yaml:"rate_per_second"`
 	Burst         int     `yaml:"burst"`
+	// Entra accepts Entra ID access tokens, such as those an Outlook
+	// add-in gets with Nested App Authentication. Off when absent.
+	Entra *Entra `yaml:"entra"`
+}
+
+// Entra configures Entra ID access tokens as credentials of the API.
+type Entra struct {
+	// Tenants are the tenant IDs (GUIDs) whose users may ask. Required.
+	Tenants []string `yaml:"tenants"`
+	// Audiences are the API's application (client) IDs accepted in aud:
+	// v2.0 access tokens carry the GUID. Required.
+	Audiences []string `yaml:"audiences"`
+	// Scope must be in the token's scp. Default access_as_user.
+	Scope string `yaml:"scope"`
+	// Authority is the sign-in host. Default https://login.microsoftonline.com.
+	Authority string `yaml:"authority"`
+	// ClientApps, when set, are the only client applications (azp, the
+	// add-in's client ID) whose tokens are accepted.
+	ClientApps []string `yaml:"client_apps"`
+	// Visibility is what these callers see: state, status (default) or
+	// calendar.
+	Visibility string `yaml:"visibility"`
 }
 
 // APIKey is one service's key.
@@ -50,6 +74,11 @@ func (c *Config) applyWebDefaults() {
 	}
 	for i := range w.APIKeys {
 		def(&w.APIKeys[i].Visibility, "status")
+	}
+	if e := w.Entra; e != nil {
+		def(&e.Scope, "access_as_user")
+		def(&e.Authority, "https://login.microsoftonline.com")
+		def(&e.Visibility, "status")
 	}
 }
 
@@ -86,5 +115,41 @@ func (c *Config) validateWeb(p *Problems) {
 	}
 	if w.RatePerSecond < 0 || w.Burst < 1 {
 		p.Add("web.rate_per_second", "rate must not be negative and burst at least 1")
+	}
+	c.validateEntra(p)
+}
+
+// guid is an Entra ID tenant or application ID.
+var guid = regexp.MustCompile(`^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$`)
+
+func (c *Config) validateEntra(p *Problems) {
+	e := c.Web.Entra
+	if e == nil {
+		if c.lines["web.entra"] > 0 {
+			p.Add("web.entra", "is empty: set tenants and audiences, or remove the section")
+		}
+		return
+	}
+	guids := func(field, what string, list []string, required bool) {
+		if required && len(list) == 0 {
+			p.Add("web.entra."+field, "is required: the %s (GUIDs)", what)
+		}
+		for i, g := range list {
+			if !guid.MatchString(g) {
+				p.Add(fmt.Sprintf("web.entra.%s[%d]", field, i), "%q is not a GUID (the %s)", g, what)
+			}
+		}
+	}
+	guids("tenants", "tenant IDs whose users may ask", e.Tenants, true)
+	guids("audiences", "API's application (client) ID, which v2.0 tokens carry in aud", e.Audiences, true)
+	guids("client_apps", "client applications' (add-ins') client IDs", e.ClientApps, false)
+	if strings.ContainsAny(e.Scope, " \t") {
+		p.Add("web.entra.scope", "%q: give one scope name, such as access_as_user", e.Scope)
+	}
+	if u, err := url.Parse(e.Authority); err != nil || u.Scheme != "https" || u.Host == "" || (u.Path != "" && u.Path != "/") {
+		p.Add("web.entra.authority", "%q must be an https:// URL of the sign-in host, such as https://login.microsoftonline.com", e.Authority)
+	}
+	if !slices.Contains([]string{"state", "status", "calendar"}, e.Visibility) {
+		p.Add("web.entra.visibility", "must be state, status or calendar, not %q", e.Visibility)
 	}
 }

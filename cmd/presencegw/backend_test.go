@@ -1,0 +1,27 @@
+package main
+
+import (
+	"log/slog"
+	"testing"
+
+	"github.com/presencegw/presencegw/internal/config"
+)
+
+func TestWebOptionsEntra(t *testing.T) {
+	log := slog.New(slog.DiscardHandler)
+	c := config.Defaults().Web
+	o, err := webOptions(t.Context(), c, false, log)
+	if err != nil || o.Entra != nil {
+		t.Fatalf("without an entra section: %v, %v", o.Entra, err)
+	}
+	// Nothing is fetched here: Microsoft need not be reachable.
+	c.Entra = &config.Entra{Tenants: []string{"72f988bf-86f1-41af-91ab-2d7cd011db47"}, Audiences: []string{"6e74172b-be56-4843-9ff4-e66a39bb12e3"},
+		Scope: "access_as_user", Authority: "https://login.microsoftonline.com", Visibility: "calendar"}
+	if o, err = webOptions(t.Context(), c, false, log); err != nil || o.Entra == nil {
+		t.Fatalf("with an entra section: %v, %v", o.Entra, err)
+	}
+	c.Entra.Visibility = "all"
+	if _, err = webOptions(t.Context(), c, false, log); err == nil {
+		t.Error("a bad visibility was accepted")
+	}
+}
