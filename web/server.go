@@ -9,6 +9,7 @@ import (
 	"encoding/json"
 	"net/http"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -34,6 +35,8 @@ type Options struct {
 	Entra *Entra
 	// CORSOrigins may call the API from a browser.
 	CORSOrigins []string
+	// Kopano, when set, serves kopano-presence's endpoint on "/".
+	Kopano *Kopano
 	// MaxBatch is the most addresses one batch takes. Default 500.
 	MaxBatch int
 	// RatePerSecond and Burst limit each caller; zero rate means no limit.
@@ -54,6 +57,7 @@ type Server struct {
 	mux       *http.ServeMux
 	hub       *hub
 	stop      func()
+	kopanoGet http.HandlerFunc
 }
 
 // New builds the server; reg receives its request metrics and gatherer
@@ -102,7 +106,19 @@ func New(opts Options, backend Backend, ready ReadyFunc, reg prometheus.Register
 	changes, stop := backend.Changes(1024)
 	s.hub, s.stop = newHub(), stop
 	go s.hub.run(changes)
-	s.route(m, "GET /{$}", func(w http.ResponseWriter, _ *http.Request) {
+	if k := opts.Kopano; k != nil {
+		// kopano-presence's URL was the root: PUT and POST there are its,
+		// and a GET carrying a JSON body too.
+		kh := s.limited(k.handle(s))
+		s.route(m, "PUT /{$}", kh)
+		s.route(m, "POST /{$}", kh)
+		s.kopanoGet = kh
+	}
+	s.route(m, "GET /{$}", func(w http.ResponseWriter, r *http.Request) {
+		if s.kopanoGet != nil && r.ContentLength != 0 && strings.HasPrefix(r.Header.Get("Content-Type"), "application/json") {
+			s.kopanoGet(w, r)
+			return
+		}
 		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
 		_, _ = w.Write([]byte("presencegw: Outlook/Exchange ⇄ XMPP presence gateway\n" +
 			"presence: GET /api/v1/presence?email=ADDR, POST /api/v1/presence/batch\n" +
@@ -113,6 +129,19 @@ func New(opts Options, backend Backend, ready ReadyFunc, reg prometheus.Register
 	})
 	s.mux = m
 	return s, nil
+}
+
+// limited applies the per-client rate limit to an endpoint with its own
+// authentication (by client address).
+func (s *Server) limited(next http.HandlerFunc) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		if !s.allow("ip:" + clientIP(r)) {
+			w.Header().Set("Retry-After", "1")
+			writeError(w, http.StatusTooManyRequests, "rate_limited", "too many requests; slow down")
+			return
+		}
+		next(w, r)
+	}
 }
 
 // Close stops following the backend's changes.

@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"fmt"
 	"log/slog"
 	"strings"
 
@@ -87,8 +88,20 @@ func webOptions(ctx context.Context, c config.Web, demo bool, log *slog.Logger) 
 			return o, err
 		}
 	}
+	if k := c.Kopano; k != nil {
+		secret, err := config.Secret(k.SecretFile, k.SecretEnv)
+		if err != nil {
+			return o, fmt.Errorf("kopano secret: %w", err)
+		}
+		if o.Kopano, err = web.NewKopano(web.KopanoConfig{Secret: []byte(secret), TokenExpire: k.TokenExpire.D(), SpreedTimeout: k.SpreedTimeout.D()}); err != nil {
+			return o, err
+		}
+	}
 	if demo {
-		o.Anonymous, o.AnonymousVisibility = []string{"presence", "stream"}, web.SeeCalendar
+		// The demo's people are made up: every endpoint is open, with a
+		// generous rate so load tests measure the gateway, not the limit.
+		o.Anonymous, o.AnonymousVisibility = []string{"presence", "stream", "badge"}, web.SeeCalendar
+		o.RatePerSecond, o.Burst = 100000, 100000
 	}
 	return o, nil
 }

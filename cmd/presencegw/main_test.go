@@ -11,11 +11,13 @@ import (
 	"os"
 	"path/filepath"
 	"regexp"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/presencegw/presencegw/internal/testenv"
+	"github.com/presencegw/presencegw/web"
 )
 
 // cli runs the command line in-process and returns exit code and output.
@@ -309,3 +311,24 @@ func TestDemoServes(t *testing.T) {
 }
 
 func regexpMatch(pattern, s string) bool { return regexp.MustCompile(pattern).MatchString(s) }
+
+func TestToken(t *testing.T) {
+	code, out, _ := cli(t, "token", "--api-key", "intranet")
+	m := regexp.MustCompile(`key \(give it to the service, it is shown once\): (\S+)\n(?s:.*)sha256: ([0-9a-f]{64})`).FindStringSubmatch(out)
+	if code != 0 || m == nil || web.HashKey(m[1]) != m[2] {
+		t.Fatalf("api key: %d %q", code, out)
+	}
+	dir := t.TempDir()
+	os.WriteFile(filepath.Join(dir, "kopano.secret"), []byte("GEHEIM\n"), 0o600)
+	cfg := filepath.Join(dir, "c.yaml")
+	os.WriteFile(cfg, []byte("web:\n  kopano:\n    secret_file: kopano.secret\n"), 0o600)
+	code, out, errOut := cli(t, "token", "-c", cfg, "markd@kopano.com")
+	parts := strings.Split(strings.TrimSpace(out), ":")
+	if code != 0 || len(parts) != 3 || parts[1] != "markd@kopano.com" {
+		t.Fatalf("kopano token: %d %q %s", code, out, errOut)
+	}
+	sec, _ := strconv.ParseInt(parts[0], 10, 64)
+	if want := web.KopanoToken([]byte("GEHEIM"), "markd@kopano.com", time.Unix(sec, 0)); strings.TrimSpace(out) != want {
+		t.Errorf("token %q, want %q", out, want)
+	}
+}

@@ -3,9 +3,11 @@ package config
 import (
 	"fmt"
 	"net/url"
+	"path/filepath"
 	"regexp"
 	"slices"
 	"strings"
+	"time"
 )
 
 // Web configures the HTTP API.
@@ -24,6 +26,8 @@ type Web struct {
 	CORSOrigins []string `yaml:"cors_origins"`
 	// MaxBatch is the most addresses one batch lookup takes. Default 500.
 	MaxBatch int `yaml:"max_batch"`
+	// Kopano serves kopano-presence's endpoint (on "/") when set.
+	Kopano *Kopano `yaml:"kopano"`
 	// RatePerSecond and Burst limit each caller. Default 50/s, burst 100.
 	RatePerSecond float64 `yaml:"rate_per_second"`
 	Burst         int     `yaml:"burst"`
@@ -49,6 +53,16 @@ type Entra struct {
 	// Visibility is what these callers see: state, status (default) or
 	// calendar.
 	Visibility string `yaml:"visibility"`
+}
+
+// Kopano configures the kopano-presence compatible endpoint: the shared
+// secret its clients sign tokens with (from a file or the environment),
+// how long a token lives, and when a reported status turns unavailable.
+type Kopano struct {
+	SecretFile    string   `yaml:"secret_file"`
+	SecretEnv     string   `yaml:"secret_env"`
+	TokenExpire   Duration `yaml:"token_expire"`   // default 5m (server_token_expire)
+	SpreedTimeout Duration `yaml:"spreed_timeout"` // default 2m (spreed_auto_unavailable)
 }
 
 // APIKey is one service's key.
@@ -80,14 +94,25 @@ func (c *Config) applyWebDefaults() {
 		def(&e.Authority, "https://login.microsoftonline.com")
 		def(&e.Visibility, "status")
 	}
+	if k := w.Kopano; k != nil {
+		if k.TokenExpire == 0 {
+			k.TokenExpire = Duration(5 * time.Minute)
+		}
+		if k.SpreedTimeout == 0 {
+			k.SpreedTimeout = Duration(2 * time.Minute)
+		}
+		if k.SecretFile != "" && !filepath.IsAbs(k.SecretFile) && c.path != "" {
+			k.SecretFile = filepath.Join(filepath.Dir(c.path), k.SecretFile)
+		}
+	}
 }
 
 func (c *Config) validateWeb(p *Problems) {
 	w := c.Web
 	visibilities := []string{"state", "status", "calendar"}
 	for i, g := range w.Anonymous {
-		if g != "presence" && g != "stream" {
-			p.Add(fmt.Sprintf("web.anonymous[%d]", i), "%q: the endpoint groups are presence and stream", g)
+		if g != "presence" && g != "stream" && g != "badge" {
+			p.Add(fmt.Sprintf("web.anonymous[%d]", i), "%q: the endpoint groups are presence, stream and badge", g)
 		}
 	}
 	if !slices.Contains(visibilities, w.AnonymousVisibility) {
@@ -108,6 +133,19 @@ func (c *Config) validateWeb(p *Problems) {
 		}
 		if !slices.Contains(visibilities, k.Visibility) {
 			p.Add(path+".visibility", "must be state, status or calendar, not %q", k.Visibility)
+		}
+	}
+	if k := w.Kopano; k != nil {
+		if (k.SecretFile == "") == (k.SecretEnv == "") {
+			p.Add("web.kopano", "set secret_file or secret_env (one of them)")
+		}
+		checkFile(p, "web.kopano.secret_file", k.SecretFile)
+		checkEnv(p, "web.kopano.secret_env", k.SecretEnv)
+		if k.TokenExpire.D() < 10*time.Second || k.TokenExpire.D() > 24*time.Hour {
+			p.Add("web.kopano.token_expire", "must be between 10s and 24h")
+		}
+		if k.SpreedTimeout.D() < 10*time.Second {
+			p.Add("web.kopano.spreed_timeout", "must be at least 10s")
 		}
 	}
 	if w.MaxBatch < 1 || w.MaxBatch > 5000 {
