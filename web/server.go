@@ -58,6 +58,7 @@ type Server struct {
 	hub       *hub
 	stop      func()
 	kopanoGet http.HandlerFunc
+	handler   http.Handler // mux behind CORS, built once
 }
 
 // New builds the server; reg receives its request metrics and gatherer
@@ -128,6 +129,7 @@ func New(opts Options, backend Backend, ready ReadyFunc, reg prometheus.Register
 		writeError(w, http.StatusNotFound, "not_found", "no such endpoint: "+r.Method+" "+r.URL.Path)
 	})
 	s.mux = m
+	s.handler = s.cors(m)
 	return s, nil
 }
 
@@ -180,7 +182,7 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	h.Set("X-Content-Type-Options", "nosniff")
 	h.Set("Content-Security-Policy", "default-src 'none'; frame-ancestors 'none'")
 	h.Set("Referrer-Policy", "no-referrer")
-	s.cors(s.mux).ServeHTTP(w, r)
+	s.handler.ServeHTTP(w, r)
 }
 
 // apiError is the error object of every JSON error answer.
