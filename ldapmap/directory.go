@@ -301,6 +301,9 @@ func (d *Directory) Index() *Index { return d.index.Load() }
 // Resolve answers for one address from the current index.
 func (d *Directory) Resolve(addr string) Resolution { return d.index.Load().Resolve(addr) }
 
+// ResolveJID answers for one bare JID from the current index.
+func (d *Directory) ResolveJID(jid string) Resolution { return d.index.Load().ResolveJID(jid) }
+
 // Conflicts lists the contested addresses of the current index.
 func (d *Directory) Conflicts() []*Conflict { return d.index.Load().Conflicts() }
 

@@ -265,3 +265,42 @@ func TestConflictsLoggedOnce(t *testing.T) {
 		t.Errorf("override-decided conflict resolves to %+v, want cn=b's facts", r.Person)
 	}
 }
+
+// ResolveJID reads the current index: a sync and an override change show
+// at once.
+func TestDirectoryResolveJID(t *testing.T) {
+	src := &fakeSource{name: "f", full: snapshot(person("f", "cn=alice", "alice@chat", "alice@example.com"))}
+	d, _ := openFake(t, filepath.Join(t.TempDir(), "state.db"), quietLog(), src)
+	if r := d.ResolveJID("alice@chat"); r.Status != StatusNotFound {
+		t.Fatalf("before the first sync: %s", r.Status)
+	}
+	if _, err := d.SyncFull(context.Background(), nil); err != nil {
+		t.Fatal(err)
+	}
+	steps := []struct {
+		name   string
+		change func() error
+		jid    string
+		status Status
+		addr   string
+	}{
+		{"synced", nil, "Alice@Chat", StatusResolved, "alice@example.com"},
+		{"override to another JID", func() error {
+			_, err := d.SetOverride(Override{Address: "alice@example.com", JID: "a.smith@chat"})
+			return err
+		}, "alice@chat", StatusNotFound, ""},
+		{"the new JID", nil, "a.smith@chat", StatusResolved, "alice@example.com"},
+		{"override deleted", func() error { _, err := d.DeleteOverride("alice@example.com"); return err }, "alice@chat", StatusResolved, "alice@example.com"},
+		{"old JID gone", nil, "a.smith@chat", StatusNotFound, ""},
+	}
+	for _, s := range steps {
+		if s.change != nil {
+			if err := s.change(); err != nil {
+				t.Fatalf("%s: %v", s.name, err)
+			}
+		}
+		if r := d.ResolveJID(s.jid); r.Status != s.status || r.Address != s.addr {
+			t.Errorf("%s: ResolveJID(%s) = %s %q, want %s %q", s.name, s.jid, r.Status, r.Address, s.status, s.addr)
+		}
+	}
+}

@@ -3,6 +3,7 @@ package ldapmap
 import (
 	"cmp"
 	"fmt"
+	"math"
 	"slices"
 	"strings"
 	"time"
@@ -134,8 +135,13 @@ type rare struct {
 // each sync or override change and swapped in atomically, so lookups never
 // lock.
 type Index struct {
-	slots     map[string]slot
-	rare      map[string]rare
+	slots map[string]slot
+	rare  map[string]rare
+	// jids maps each JID an address resolves to onto the address that
+	// stands for it (see indexJIDs); nil marks a JID that people of the
+	// same standing share. A pointer, not the address, costs 8 bytes less
+	// per person.
+	jids      map[string]*Address
 	conflicts []*Conflict
 	people    int
 }
@@ -222,7 +228,91 @@ func buildIndex(sources []sourcePeople, overrides map[string]*Override) *Index {
 		ix.slots[a] = sl
 		ix.rare[a] = rr
 	}
+	ix.indexJIDs()
 	return ix
+}
+
+// jidClaim is an address as a candidate to stand for the JID it resolves
+// to.
+type jidClaim struct {
+	jid string
+	// rank: an override outranks every directory, then priority decides.
+	rank    int64
+	primary bool
+	person  *Person // nil for an address only an override knows
+	mailbox string
+}
+
+// claimOf returns what address a resolves to, or false when it resolves
+// to no JID (unresolved conflict, removed).
+func (ix *Index) claimOf(a string, sl slot) (jidClaim, bool) {
+	c := jidClaim{rank: int64(sl.prio), person: sl.p}
+	if sl.p != nil {
+		c.jid, c.primary, c.mailbox = sl.p.JID, sl.p.Addresses[sl.addr].Primary, sl.p.MailboxID
+	}
+	if sl.flags&hasOverride != 0 {
+		o := ix.rare[a].override
+		c.jid, c.rank = o.JID, math.MaxInt64
+		if sl.p == nil {
+			c.mailbox = cmp.Or(o.MailboxID, a)
+		}
+	}
+	return c, c.jid != ""
+}
+
+// samePerson tells whether two claims stand for the same presence: the
+// same entry, or entries with the same mailbox.
+func (c jidClaim) samePerson(d jidClaim) bool {
+	return c.person != nil && c.person == d.person || c.mailbox != "" && strings.EqualFold(c.mailbox, d.mailbox)
+}
+
+// indexJIDs maps every JID that some address resolves to onto one such
+// address, so ResolveJID answers exactly as Resolve does for it. Of the
+// addresses of a JID, those of an override, then of the highest directory
+// priority decide; among them the person's primary address, then the
+// smallest one stands for the JID. When they belong to different people
+// (mailboxes), the JID resolves to nothing, as an undecided conflict
+// does. The outcome does not depend on the order of the map.
+func (ix *Index) indexJIDs() {
+	ix.jids = make(map[string]*Address, ix.people)
+	var tied map[string]int64 // JIDs shared at the top: the rank of the tie
+	for a, sl := range ix.slots {
+		c, ok := ix.claimOf(a, sl)
+		if !ok {
+			continue
+		}
+		// The person's own address entry, so the map adds no strings.
+		at := &Address{Address: a}
+		if sl.p != nil {
+			at = &sl.p.Addresses[sl.addr]
+		}
+		prevAt, seen := ix.jids[c.jid]
+		switch {
+		case !seen:
+			ix.jids[c.jid] = at
+			continue
+		case prevAt == nil:
+			if r := tied[c.jid]; c.rank > r {
+				ix.jids[c.jid] = at
+				delete(tied, c.jid)
+			}
+			continue
+		}
+		prevAddr := prevAt.Address
+		prev, _ := ix.claimOf(prevAddr, ix.slots[prevAddr])
+		switch {
+		case c.rank < prev.rank:
+		case c.rank > prev.rank:
+			ix.jids[c.jid] = at
+		case !c.samePerson(prev):
+			if tied == nil {
+				tied = map[string]int64{}
+			}
+			ix.jids[c.jid], tied[c.jid] = nil, c.rank
+		case c.primary != prev.primary && c.primary || c.primary == prev.primary && a < prevAddr:
+			ix.jids[c.jid] = at
+		}
+	}
 }
 
 // settle decides an address claimed by several entries (or by one entry
@@ -312,6 +402,29 @@ func (ix *Index) Resolve(query string) Resolution {
 			r.Person = &Person{Source: "override", JID: o.JID, Name: o.Name, MailboxID: cmp.Or(o.MailboxID, addr)}
 		}
 	}
+	return r
+}
+
+// ResolveJID answers for a bare JID (any case, with or without an
+// "xmpp:" or "sip:" scheme): the person of one of the addresses that resolve to it
+// (see indexJIDs), with that address as Address. A JID that only an
+// unresolved conflict or a removed mapping would give, or that no address
+// resolves to, is StatusNotFound; one that different people share at the
+// same standing is StatusConflict, without a person.
+func (ix *Index) ResolveJID(query string) Resolution {
+	jid, err := normalizeJID(query)
+	if err != nil {
+		return Resolution{Query: query, Status: StatusInvalid, Error: err.Error()}
+	}
+	at, ok := ix.jids[jid]
+	switch {
+	case !ok:
+		return Resolution{Query: query, Status: StatusNotFound}
+	case at == nil:
+		return Resolution{Query: query, Status: StatusConflict}
+	}
+	r := ix.Resolve(at.Address)
+	r.Query = query
 	return r
 }
 

@@ -252,3 +252,126 @@ func TestIndexMailboxes(t *testing.T) {
 		t.Errorf("Mailboxes() = %v", got)
 	}
 }
+
+func TestIndexResolveJID(t *testing.T) {
+	// alice has two addresses, and ldap knows one more (lower priority).
+	alice := person("ad", "cn=alice", "alice@chat", "alice@example.com", "a.smith@example.com")
+	alice2 := person("ldap", "uid=alice", "alice@chat", "alice@example.com", "alice@lab.example.com")
+	// Two entries of different people with the same JID at the same
+	// priority (an admin account, say); a third at a lower one.
+	gina := person("ad", "cn=gina", "gina@chat", "gina@example.com")
+	ginaAdm := person("ad", "cn=adm-gina", "gina@chat", "adm-gina@example.com")
+	ginaLab := person("ldap", "uid=gina", "gina@chat", "gina@lab.example.com")
+	// The same JID in two directories for the same mailbox: no conflict.
+	hank := person("ad", "cn=hank", "hank@chat", "hank@example.com")
+	hank2 := person("hr", "uid=hank", "hank@chat", "h.smith@example.com")
+	hank2.MailboxID = "Hank@Example.com"
+	// A contested address gives no JID; a removed one neither.
+	bob := person("ad", "cn=bob", "bob@chat", "bob@example.com", "shared@example.com")
+	erin := person("ad", "cn=erin", "erin@chat", "shared@example.com")
+	ivan := person("ad", "cn=ivan", "ivan@chat", "ivan@example.com")
+	// An override sends dave's address to another JID and adds one only
+	// it knows; a directory person with that JID is outranked.
+	dave := person("ad", "cn=dave", "dave@chat", "dave@example.com")
+	robert := person("ad", "cn=robert", "robert@chat", "robert@example.com")
+	// Only a conflict gives frank's JID.
+	frank := person("ad", "cn=frank", "frank@chat", "frank@example.com")
+	frank2 := person("hr", "uid=frank", "f@chat", "frank@example.com")
+	ov := map[string]*Override{
+		"ivan@example.com": {Address: "ivan@example.com"},
+		"dave@example.com": {Address: "dave@example.com", JID: "robert@chat"},
+		"ext@partner.org":  {Address: "ext@partner.org", JID: "ext@partner.org", Name: "External"},
+	}
+	sources := []sourcePeople{
+		src("ad", 10, alice, gina, ginaAdm, hank, bob, erin, ivan, dave, robert, frank),
+		src("ldap", 5, alice2, ginaLab),
+		src("hr", 10, hank2, frank2),
+	}
+	ix := buildIndex(sources, ov)
+	tests := []struct {
+		query   string
+		status  Status
+		address string // the address that stands for the JID
+		dn      string
+	}{
+		{"alice@chat", StatusResolved, "alice@example.com", "cn=alice"},
+		{"Alice@CHAT", StatusResolved, "alice@example.com", "cn=alice"},
+		{" xmpp:alice@chat ", StatusResolved, "alice@example.com", "cn=alice"},
+		{"gina@chat", StatusConflict, "", ""},
+		{"hank@chat", StatusResolved, "h.smith@example.com", "uid=hank"},
+		{"bob@chat", StatusResolved, "bob@example.com", "cn=bob"},
+		{"erin@chat", StatusNotFound, "", ""},
+		{"ivan@chat", StatusNotFound, "", ""},
+		{"dave@chat", StatusNotFound, "", ""},
+		{"robert@chat", StatusResolved, "dave@example.com", "cn=dave"},
+		{"ext@partner.org", StatusResolved, "ext@partner.org", ""},
+		{"f@chat", StatusNotFound, "", ""},
+		{"frank@chat", StatusNotFound, "", ""},
+		{"nobody@chat", StatusNotFound, "", ""},
+		{"alice@chat/laptop", StatusInvalid, "", ""},
+		{"chat", StatusInvalid, "", ""},
+		{"", StatusInvalid, "", ""},
+	}
+	for _, tt := range tests {
+		t.Run(tt.query, func(t *testing.T) {
+			r := ix.ResolveJID(tt.query)
+			if r.Status != tt.status || r.Address != tt.address || r.Query != tt.query {
+				t.Fatalf("ResolveJID(%q) = %s %q (query %q), want %s %q", tt.query, r.Status, r.Address, r.Query, tt.status, tt.address)
+			}
+			if tt.status != StatusResolved {
+				if r.Person != nil || r.JID != "" {
+					t.Errorf("unresolved with person %+v, JID %q", r.Person, r.JID)
+				}
+				if (tt.status == StatusInvalid) != (r.Error != "") {
+					t.Errorf("error %q", r.Error)
+				}
+				return
+			}
+			// Exactly what Resolve says for the address.
+			want := ix.Resolve(tt.address)
+			want.Query = tt.query
+			if fmt.Sprint(r) != fmt.Sprint(want) {
+				t.Errorf("ResolveJID = %+v\nResolve = %+v", r, want)
+			}
+			if !strings.EqualFold(r.JID, strings.TrimPrefix(strings.TrimSpace(tt.query), "xmpp:")) {
+				t.Errorf("JID %q, asked %q", r.JID, tt.query)
+			}
+			if tt.dn != "" && r.Person.DN != tt.dn {
+				t.Errorf("person %s, want %s", r.Person.DN, tt.dn)
+			}
+		})
+	}
+	if r := ix.ResolveJID("ext@partner.org"); r.Person == nil || r.Person.Name != "External" || r.Override == nil {
+		t.Errorf("override-only JID: %+v", r)
+	}
+}
+
+// Which address stands for a JID, and whether it is shared, must not
+// depend on the order the index sees them in.
+func TestIndexResolveJIDDeterministic(t *testing.T) {
+	a := person("a", "cn=1", "x@chat", "x1@example.com")
+	b := person("b", "cn=2", "x@chat", "x2@example.com")
+	c := person("c", "cn=3", "x@chat", "x3@example.com", "x0@example.com")
+	for range 20 {
+		// Same priority, different people: shared, whatever the order.
+		if r := buildIndex([]sourcePeople{src("a", 1, a), src("b", 1, b), src("c", 0, c)}, nil).ResolveJID("x@chat"); r.Status != StatusConflict {
+			t.Fatalf("tie resolved to %s", r.Address)
+		}
+		// c alone on top: its primary address, not its smaller alias.
+		if r := buildIndex([]sourcePeople{src("a", 1, a), src("b", 1, b), src("c", 2, c)}, nil).ResolveJID("x@chat"); r.Address != "x3@example.com" {
+			t.Fatalf("got %s %s, want x3@example.com", r.Status, r.Address)
+		}
+	}
+}
+
+func TestResolveJIDAllocations(t *testing.T) {
+	ix := buildIndex([]sourcePeople{src("ad", 1, person("ad", "cn=a", "a@chat", "a@example.com"))}, nil)
+	n := testing.AllocsPerRun(1000, func() {
+		if ix.ResolveJID("a@chat").Status != StatusResolved {
+			t.Fatal("not resolved")
+		}
+	})
+	if n != 0 {
+		t.Errorf("ResolveJID allocates %.1f times per call, want 0", n)
+	}
+}

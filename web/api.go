@@ -16,6 +16,10 @@ import (
 type Backend interface {
 	// Lookup answers for one address.
 	Lookup(email string) Entry
+	// LookupJID answers for one bare JID (any case), as Lookup does for
+	// the address of the person the JID is; the Openfire endpoint asks
+	// by JID.
+	LookupJID(jid string) Entry
 	// Changes reports the mailboxes (as in Entry.Mailbox) whose presence
 	// changes, until stop is called.
 	Changes(buffer int) (changes <-chan string, stop func())

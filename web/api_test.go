@@ -43,6 +43,14 @@ func (fakeBackend) Lookup(email string) Entry {
 	return Entry{Email: e, Status: NotFound}
 }
 
+// LookupJID finds alice@chat and carol@chat.
+func (b fakeBackend) LookupJID(jid string) Entry {
+	if local, ok := strings.CutSuffix(strings.ToLower(jid), "@chat"); ok {
+		return b.Lookup(local + "@example.com")
+	}
+	return Entry{Status: NotFound}
+}
+
 const (
 	statusKey   = "status-key-0123456789"
 	calendarKey = "calendar-key-0123456789"

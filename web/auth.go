@@ -30,6 +30,11 @@ type Caller struct {
 	// Username is an Entra ID user's preferred_username, for display and
 	// logs only: it can change and be reused, so ID is what identifies.
 	Username string
+	// JID is the caller's own bare JID, lower-cased, when its credentials
+	// prove it: the only identity an Openfire req_jid may claim. None of
+	// today's credentials does (an API key is a service's, an Entra ID
+	// token carries no JID), so it is empty for now.
+	JID string
 }
 
 type callerKey struct{}

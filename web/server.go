@@ -23,8 +23,8 @@ type ReadyFunc func() error
 // Options configure the server.
 type Options struct {
 	// Anonymous lists the endpoint groups open without credentials
-	// ("presence", "stream", "badge"); the demo opens them, production
-	// normally does not.
+	// ("presence", "stream", "badge", "openfire"); the demo opens them,
+	// production normally does not.
 	Anonymous []string
 	// AnonymousVisibility is what anonymous callers see. Default SeeState.
 	AnonymousVisibility Visibility
@@ -37,6 +37,8 @@ type Options struct {
 	CORSOrigins []string
 	// Kopano, when set, serves kopano-presence's endpoint on "/".
 	Kopano *Kopano
+	// Openfire configures the Openfire presence plugin's endpoint.
+	Openfire OpenfireOptions
 	// MaxBatch is the most addresses one batch takes. Default 500.
 	MaxBatch int
 	// RatePerSecond and Burst limit each caller; zero rate means no limit.
@@ -102,6 +104,7 @@ func New(opts Options, backend Backend, ready ReadyFunc, reg prometheus.Register
 	s.route(m, "GET /api/v1/presence", s.authenticate("presence", s.getPresence))
 	s.route(m, "POST /api/v1/presence/batch", s.authenticate("presence", s.postBatch))
 	s.route(m, "GET /badge/{file}", s.authenticate("badge", s.getBadge))
+	s.route(m, "/plugins/presence/status", openfireMethods(s.authenticate("openfire", s.getOpenfireStatus)))
 	// Streams live long: not in the latency histogram.
 	m.HandleFunc("GET /api/v1/presence/stream", s.authenticate("stream", s.getStream))
 	changes, stop := backend.Changes(1024)

@@ -32,6 +32,9 @@ func (b *liveBackend) Lookup(email string) Entry {
 	return Entry{Email: email, Status: Found, Mailbox: "mb-" + email, Presence: rules.Output{State: st}}
 }
 
+// LookupJID takes the people's addresses for their JIDs.
+func (b *liveBackend) LookupJID(jid string) Entry { return b.Lookup(jid) }
+
 func (b *liveBackend) Changes(int) (<-chan string, func()) { return b.changes, func() {} }
 
 func (b *liveBackend) set(email string, st rules.State) {

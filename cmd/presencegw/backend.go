@@ -21,11 +21,17 @@ type backend struct {
 }
 
 // Lookup implements web.Backend.
-func (b backend) Lookup(email string) web.Entry {
-	r := b.dir.Resolve(email)
+func (b backend) Lookup(email string) web.Entry { return b.entry(b.dir.Resolve(email)) }
+
+// LookupJID implements web.Backend: the person of the addresses that
+// resolve to the JID; Email is the one that stands for it.
+func (b backend) LookupJID(jid string) web.Entry { return b.entry(b.dir.ResolveJID(jid)) }
+
+// entry is a resolution's answer, with the person's presence.
+func (b backend) entry(r ldapmap.Resolution) web.Entry {
 	switch r.Status {
 	case ldapmap.StatusInvalid:
-		return web.Entry{Email: email, Status: web.Invalid, Err: r.Error}
+		return web.Entry{Email: r.Query, Status: web.Invalid, Err: r.Error}
 	case ldapmap.StatusResolved:
 	default:
 		return web.Entry{Email: r.Address, Status: web.NotFound}
@@ -64,7 +70,8 @@ func (b backend) Changes(buffer int) (<-chan string, func()) {
 // verifier's background key refreshes; log gets its fetch failures.
 func webOptions(ctx context.Context, c config.Web, demo bool, log *slog.Logger) (web.Options, error) {
 	o := web.Options{Anonymous: c.Anonymous, CORSOrigins: c.CORSOrigins, MaxBatch: c.MaxBatch,
-		RatePerSecond: c.RatePerSecond, Burst: c.Burst}
+		RatePerSecond: c.RatePerSecond, Burst: c.Burst,
+		Openfire: web.OpenfireOptions{Public: c.Openfire.Mode == "public", UnavailableText: c.Openfire.UnavailableText}}
 	var err error
 	if o.AnonymousVisibility, err = web.ParseVisibility(c.AnonymousVisibility); err != nil {
 		return o, err
@@ -100,7 +107,10 @@ func webOptions(ctx context.Context, c config.Web, demo bool, log *slog.Logger) 
 	if demo {
 		// The demo's people are made up: every endpoint is open, with a
 		// generous rate so load tests measure the gateway, not the limit.
-		o.Anonymous, o.AnonymousVisibility = []string{"presence", "stream", "badge"}, web.SeeCalendar
+		// Its Openfire endpoint is public: no anonymous caller could
+		// prove a req_jid.
+		o.Anonymous, o.AnonymousVisibility = []string{"presence", "stream", "badge", "openfire"}, web.SeeCalendar
+		o.Openfire.Public = true
 		o.RatePerSecond, o.Burst = 100000, 100000
 	}
 	return o, nil

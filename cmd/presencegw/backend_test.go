@@ -2,9 +2,11 @@ package main
 
 import (
 	"log/slog"
+	"slices"
 	"testing"
 
 	"github.com/presencegw/presencegw/internal/config"
+	"github.com/presencegw/presencegw/web"
 )
 
 func TestWebOptionsEntra(t *testing.T) {
@@ -23,5 +25,24 @@ func TestWebOptionsEntra(t *testing.T) {
 	c.Entra.Visibility = "all"
 	if _, err = webOptions(t.Context(), c, false, log); err == nil {
 		t.Error("a bad visibility was accepted")
+	}
+}
+
+func TestWebOptionsOpenfire(t *testing.T) {
+	log := slog.New(slog.DiscardHandler)
+	c := config.Defaults().Web
+	want := web.OpenfireOptions{Public: false, UnavailableText: "Unavailable"}
+	if o, err := webOptions(t.Context(), c, false, log); err != nil || o.Openfire != want {
+		t.Errorf("defaults: %+v, %v; want %+v", o.Openfire, err, want)
+	}
+	c.Openfire = config.Openfire{Mode: "public", UnavailableText: "Gone"}
+	want = web.OpenfireOptions{Public: true, UnavailableText: "Gone"}
+	if o, err := webOptions(t.Context(), c, false, log); err != nil || o.Openfire != want {
+		t.Errorf("public: %+v, %v; want %+v", o.Openfire, err, want)
+	}
+	// The demo's anonymous callers can prove no JID: its endpoint is public.
+	o, err := webOptions(t.Context(), config.Defaults().Web, true, log)
+	if err != nil || !o.Openfire.Public || !slices.Contains(o.Anonymous, "openfire") {
+		t.Errorf("demo: %+v anonymous %v, %v", o.Openfire, o.Anonymous, err)
 	}
 }

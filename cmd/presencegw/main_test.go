@@ -304,6 +304,16 @@ func TestDemoServes(t *testing.T) {
 	if resp.StatusCode != 200 || !strings.Contains(string(body), `"state":"busy"`) || !strings.Contains(string(body), `"status":"In a meeting until `) {
 		t.Errorf("demo lookup: %d %s", resp.StatusCode, body)
 	}
+	// The Openfire endpoint is public in the demo and finds alice by JID.
+	r, err := http.Get("http://" + addr + "/plugins/presence/status?jid=Alice@Chat.Example.com/laptop&type=xml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ = io.ReadAll(r.Body)
+	r.Body.Close()
+	if !regexpMatch(`^<presence from="alice@chat\.example\.com"><show>dnd</show><status>In a meeting until [^<]+</status></presence>\n$`, string(body)) {
+		t.Errorf("demo Openfire lookup: %d %q", r.StatusCode, body)
+	}
 	cancel()
 	if code := <-done; code != 0 {
 		t.Errorf("demo exited %d", code)

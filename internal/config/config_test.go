@@ -142,7 +142,8 @@ func TestLoadValidFull(t *testing.T) {
 		Calendar: Calendar{PollInterval: Duration(5 * time.Minute), AutoReplyInterval: Duration(15 * time.Minute),
 			LookAhead: Duration(8 * time.Hour), MailboxRetry: Duration(30 * time.Minute)},
 		Policy: Policy{Automatic: []string{"meetings", "oof"}, Tentative: "busy", AllDay: "ignore"},
-		Web:    Web{AnonymousVisibility: "state", MaxBatch: 500, RatePerSecond: 50, Burst: 100},
+		Web: Web{AnonymousVisibility: "state", MaxBatch: 500, RatePerSecond: 50, Burst: 100,
+			Openfire: Openfire{Mode: "subscribed", UnavailableText: "Unavailable"}},
 	}
 	if got := exported(c); !reflect.DeepEqual(got, want) {
 		t.Errorf("Load gave\n%+v\nwant\n%+v", got, want)

@@ -8,13 +8,15 @@ import (
 	"slices"
 	"strings"
 	"time"
+	"unicode"
+	"unicode/utf8"
 )
 
 // Web configures the HTTP API.
 type Web struct {
 	// Anonymous lists the endpoint groups open without credentials
-	// (presence). Default none: nothing about a person leaks to an
-	// unauthenticated caller unless this opts in.
+	// (presence, stream, badge, openfire). Default none: nothing about a
+	// person leaks to an unauthenticated caller unless this opts in.
 	Anonymous []string `yaml:"anonymous"`
 	// AnonymousVisibility is what anonymous callers see: state (default),
 	// status or calendar.
@@ -34,6 +36,21 @@ type Web struct {
 	// Entra accepts Entra ID access tokens, such as those an Outlook
 	// add-in gets with Nested App Authentication. Off when absent.
 	Entra *Entra `yaml:"entra"`
+	// Openfire configures the Openfire presence plugin's endpoint,
+	// /plugins/presence/status (endpoint group openfire).
+	Openfire Openfire `yaml:"openfire"`
+}
+
+// Openfire configures /plugins/presence/status.
+type Openfire struct {
+	// Mode is subscribed (default): presence only for a req_jid that is
+	// the authenticated caller's own JID, so every other answer is the
+	// forbidden one; or public: for every caller the openfire endpoint
+	// group admits, cut to what that caller may see.
+	Mode string `yaml:"mode"`
+	// UnavailableText is the status of an offline person who has none
+	// (text and XML answers). Default Unavailable.
+	UnavailableText string `yaml:"unavailable_text"`
 }
 
 // Entra configures Entra ID access tokens as credentials of the API.
@@ -94,6 +111,8 @@ func (c *Config) applyWebDefaults() {
 		def(&e.Authority, "https://login.microsoftonline.com")
 		def(&e.Visibility, "status")
 	}
+	def(&w.Openfire.Mode, "subscribed")
+	def(&w.Openfire.UnavailableText, "Unavailable")
 	if k := w.Kopano; k != nil {
 		if k.TokenExpire == 0 {
 			k.TokenExpire = Duration(5 * time.Minute)
@@ -111,8 +130,8 @@ func (c *Config) validateWeb(p *Problems) {
 	w := c.Web
 	visibilities := []string{"state", "status", "calendar"}
 	for i, g := range w.Anonymous {
-		if g != "presence" && g != "stream" && g != "badge" {
-			p.Add(fmt.Sprintf("web.anonymous[%d]", i), "%q: the endpoint groups are presence, stream and badge", g)
+		if !slices.Contains([]string{"presence", "stream", "badge", "openfire"}, g) {
+			p.Add(fmt.Sprintf("web.anonymous[%d]", i), "%q: the endpoint groups are presence, stream, badge and openfire", g)
 		}
 	}
 	if !slices.Contains(visibilities, w.AnonymousVisibility) {
@@ -147,6 +166,12 @@ func (c *Config) validateWeb(p *Problems) {
 		if k.SpreedTimeout.D() < 10*time.Second {
 			p.Add("web.kopano.spreed_timeout", "must be at least 10s")
 		}
+	}
+	if o := w.Openfire; o.Mode != "subscribed" && o.Mode != "public" {
+		p.Add("web.openfire.mode", "must be subscribed or public, not %q", o.Mode)
+	}
+	if t := w.Openfire.UnavailableText; utf8.RuneCountInString(t) > 200 || strings.ContainsFunc(t, unicode.IsControl) {
+		p.Add("web.openfire.unavailable_text", "must be one line of at most 200 characters")
 	}
 	if w.MaxBatch < 1 || w.MaxBatch > 5000 {
 		p.Add("web.max_batch", "must be between 1 and 5000")

@@ -107,3 +107,72 @@ func TestWebEntraProblems(t *testing.T) {
 		})
 	}
 }
+
+func TestWebOpenfire(t *testing.T) {
+	if d := Defaults().Web.Openfire; d != (Openfire{Mode: "subscribed", UnavailableText: "Unavailable"}) {
+		t.Errorf("defaults = %+v", d)
+	}
+	c, err := Parse("/etc/presencegw/config.yaml", lines(
+		"web:",
+		"  anonymous: [openfire]",
+		"  openfire:",
+		"    mode: public",
+		"    unavailable_text: Nicht da",
+	))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := c.Web.Openfire; got != (Openfire{Mode: "public", UnavailableText: "Nicht da"}) {
+		t.Errorf("openfire = %+v", got)
+	}
+	const cfg = "/etc/presencegw/config.yaml"
+	tests := []struct {
+		name string
+		src  []string
+		want []string
+	}{
+		{
+			name: "bad mode and text",
+			src: []string{
+				"web:",
+				"  openfire:",
+				"    mode: Public",
+				`    unavailable_text: "gone\nhome"`,
+			},
+			want: []string{
+				`F:3: web.openfire.mode: must be subscribed or public, not "Public"`,
+				`F:4: web.openfire.unavailable_text: must be one line of at most 200 characters`,
+			},
+		},
+		{
+			name: "text too long",
+			src:  []string{"web:", "  openfire: {unavailable_text: " + strings.Repeat("x", 201) + "}"},
+			want: []string{`F:2: web.openfire.unavailable_text: must be one line of at most 200 characters`},
+		},
+		{
+			name: "unknown group",
+			src:  []string{"web:", "  anonymous: [presence, plugins]"},
+			want: []string{`F:2: web.anonymous[1]: "plugins": the endpoint groups are presence, stream, badge and openfire`},
+		},
+		{
+			name: "unknown field",
+			src:  []string{"web:", "  openfire:", "    public: true"},
+			want: []string{`F:3: field public not found in type config.Openfire`},
+		},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			_, err := Parse(cfg, lines(tt.src...))
+			if err == nil {
+				t.Fatal("Parse succeeded, want an error")
+			}
+			want := make([]string, len(tt.want))
+			for i, w := range tt.want {
+				want[i] = strings.Replace(w, "F:", cfg+":", 1)
+			}
+			if got := err.(*Problems).List(); !reflect.DeepEqual(got, want) {
+				t.Errorf("problems:\n%s\nwant:\n%s", strings.Join(got, "\n"), strings.Join(want, "\n"))
+			}
+		})
+	}
+}
