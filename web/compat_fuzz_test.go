@@ -56,7 +56,8 @@ func FuzzOpenfireQuery(f *testing.F) {
 		if w.Code >= 500 {
 			t.Errorf("query %q: %d %s", query, w.Code, w.Body.String())
 		}
-		if loc := w.Header().Get("Location"); loc != "" && !strings.HasPrefix(loc, "http://") && !strings.HasPrefix(loc, "https://") {
+		// No image hosts are configured: never a redirect.
+		if loc := w.Header().Get("Location"); loc != "" {
 			t.Errorf("query %q: redirect to %q", query, loc)
 		}
 	})

@@ -45,6 +45,10 @@ type OpenfireOptions struct {
 	// UnavailableText is the status of an offline person who has none.
 	// Default "Unavailable".
 	UnavailableText string
+	// ImageHosts are the hosts images= and the per-state parameters may
+	// redirect to; empty (the default) serves the built-in images only, so
+	// the endpoint is no open redirect.
+	ImageHosts []string
 }
 
 // The plugin's state names: in its per-state parameters, in place of
@@ -129,7 +133,7 @@ func (s *Server) getOpenfireStatus(w http.ResponseWriter, r *http.Request) {
 	}
 	switch typ {
 	case "image":
-		openfireImage(w, param, state)
+		openfireImage(w, param, state, s.opts.Openfire.ImageHosts)
 	case "text":
 		h.Set("Content-Type", "text/plain;charset=iso-8859-1")
 		_, _ = w.Write(latin1(s.openfireText(state, status) + "\n"))
@@ -232,14 +236,14 @@ func (s *Server) openfireText(state, status string) string {
 // the state when it names one that may be redirected to, else the
 // built-in image. A per-state URL wins over images=, as in the plugin,
 // even when it is refused.
-func openfireImage(w http.ResponseWriter, param func(string) (string, bool), state string) {
+func openfireImage(w http.ResponseWriter, param func(string) (string, bool), state string, hosts []string) {
 	target, ok := param(state)
 	if !ok {
 		if tmpl, ok := param("images"); ok {
 			target = strings.ReplaceAll(tmpl, "--IMAGE--", state)
 		}
 	}
-	if redirectable(target) {
+	if redirectable(target, hosts) {
 		w.Header().Set("Location", target)
 		w.WriteHeader(http.StatusFound)
 		return
@@ -251,12 +255,20 @@ func openfireImage(w http.ResponseWriter, param func(string) (string, bool), sta
 // redirectable allows redirects only to absolute http and https URLs
 // without user info: no javascript:, data: or file:, no scheme-relative
 // "//host" and no "https://trusted@evil".
-func redirectable(s string) bool {
-	if s == "" {
+func redirectable(s string, hosts []string) bool {
+	if s == "" || len(hosts) == 0 {
 		return false
 	}
 	u, err := url.Parse(s)
-	return err == nil && (u.Scheme == "http" || u.Scheme == "https") && u.Host != "" && u.User == nil
+	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" || u.User != nil {
+		return false
+	}
+	for _, h := range hosts {
+		if strings.EqualFold(u.Hostname(), h) {
+			return true
+		}
+	}
+	return false
 }
 
 // xmppJID is a JID split as Tinder's JID class splits it.

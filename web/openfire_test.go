@@ -288,7 +288,10 @@ func TestOpenfireParameters(t *testing.T) {
 }
 
 func TestOpenfireRedirects(t *testing.T) {
-	s, _ := newOpenfireServer(t, func(o *Options) { o.Openfire.Public = true })
+	s, _ := newOpenfireServer(t, func(o *Options) {
+		o.Openfire.Public = true
+		o.Openfire.ImageHosts = []string{"img.example.com", "i.example.com", "a.example.com"}
+	})
 	c := &Caller{ID: "key:intranet", Visibility: SeeStatus}
 	const tmpl = "images=" + "https%3A%2F%2Fimg.example.com%2F--IMAGE--%2F--IMAGE--.png"
 	tests := []struct {
@@ -315,6 +318,8 @@ func TestOpenfireRedirects(t *testing.T) {
 		{"refused: user info", "jid=avail@x&images=" + url.QueryEscape("https://good.example.com@evil.example/x.gif"), "", ofAvailable},
 		{"refused: backslashes", "jid=avail@x&images=" + url.QueryEscape(`https:\\evil.example\x.gif`), "", ofAvailable},
 		{"refused: empty", "jid=avail@x&images=", "", ofAvailable},
+		{"refused: a host not on the list (no open redirect)", "jid=avail@x&images=https://evil.example/phish?--IMAGE--", "", ofAvailable},
+		{"refused: a look-alike host", "jid=avail@x&available=https://img.example.com.evil.example/a.png", "", ofAvailable},
 		{"no parameters", "jid=xa@x", "", ofXA},
 	}
 	for _, tt := range tests {
@@ -372,6 +377,7 @@ func TestOpenfireServer(t *testing.T) {
 	s, _ := newOpenfireServer(t, func(o *Options) {
 		o.Anonymous = []string{"openfire"}
 		o.Openfire.Public = true
+		o.Openfire.ImageHosts = []string{"i.example.com"}
 	})
 	code, h, body := do(s, "GET", "/plugins/presence/status?jid=away@x&type=text", "", "")
 	if code != 200 || body != "Available\n" {

@@ -71,7 +71,7 @@ func (b backend) Changes(buffer int) (<-chan string, func()) {
 func webOptions(ctx context.Context, c config.Web, demo bool, log *slog.Logger) (web.Options, error) {
 	o := web.Options{Anonymous: c.Anonymous, CORSOrigins: c.CORSOrigins, MaxBatch: c.MaxBatch,
 		RatePerSecond: c.RatePerSecond, Burst: c.Burst,
-		Openfire: web.OpenfireOptions{Public: c.Openfire.Mode == "public", UnavailableText: c.Openfire.UnavailableText}}
+		Openfire: web.OpenfireOptions{Public: c.Openfire.Mode == "public", UnavailableText: c.Openfire.UnavailableText, ImageHosts: c.Openfire.ImageHosts}}
 	var err error
 	if o.AnonymousVisibility, err = web.ParseVisibility(c.AnonymousVisibility); err != nil {
 		return o, err

@@ -2,6 +2,7 @@ package main
 
 import (
 	"log/slog"
+	"reflect"
 	"slices"
 	"testing"
 
@@ -32,12 +33,12 @@ func TestWebOptionsOpenfire(t *testing.T) {
 	log := slog.New(slog.DiscardHandler)
 	c := config.Defaults().Web
 	want := web.OpenfireOptions{Public: false, UnavailableText: "Unavailable"}
-	if o, err := webOptions(t.Context(), c, false, log); err != nil || o.Openfire != want {
+	if o, err := webOptions(t.Context(), c, false, log); err != nil || !reflect.DeepEqual(o.Openfire, want) {
 		t.Errorf("defaults: %+v, %v; want %+v", o.Openfire, err, want)
 	}
-	c.Openfire = config.Openfire{Mode: "public", UnavailableText: "Gone"}
-	want = web.OpenfireOptions{Public: true, UnavailableText: "Gone"}
-	if o, err := webOptions(t.Context(), c, false, log); err != nil || o.Openfire != want {
+	c.Openfire = config.Openfire{Mode: "public", UnavailableText: "Gone", ImageHosts: []string{"img.example.com"}}
+	want = web.OpenfireOptions{Public: true, UnavailableText: "Gone", ImageHosts: []string{"img.example.com"}}
+	if o, err := webOptions(t.Context(), c, false, log); err != nil || !reflect.DeepEqual(o.Openfire, want) {
 		t.Errorf("public: %+v, %v; want %+v", o.Openfire, err, want)
 	}
 	// The demo's anonymous callers can prove no JID: its endpoint is public.

@@ -51,6 +51,9 @@ type Openfire struct {
 	// UnavailableText is the status of an offline person who has none
 	// (text and XML answers). Default Unavailable.
 	UnavailableText string `yaml:"unavailable_text"`
+	// ImageHosts are the hosts images= and the per-state image parameters
+	// may redirect to. Default none: built-in images only, no open redirect.
+	ImageHosts []string `yaml:"image_hosts"`
 }
 
 // Entra configures Entra ID access tokens as credentials of the API.

@@ -109,7 +109,7 @@ func TestWebEntraProblems(t *testing.T) {
 }
 
 func TestWebOpenfire(t *testing.T) {
-	if d := Defaults().Web.Openfire; d != (Openfire{Mode: "subscribed", UnavailableText: "Unavailable"}) {
+	if d := Defaults().Web.Openfire; d.Mode != "subscribed" || d.UnavailableText != "Unavailable" || d.ImageHosts != nil {
 		t.Errorf("defaults = %+v", d)
 	}
 	c, err := Parse("/etc/presencegw/config.yaml", lines(
@@ -122,7 +122,7 @@ func TestWebOpenfire(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if got := c.Web.Openfire; got != (Openfire{Mode: "public", UnavailableText: "Nicht da"}) {
+	if got := c.Web.Openfire; got.Mode != "public" || got.UnavailableText != "Nicht da" || got.ImageHosts != nil {
 		t.Errorf("openfire = %+v", got)
 	}
 	const cfg = "/etc/presencegw/config.yaml"
