@@ -35,6 +35,7 @@ type Kopano struct {
 	skew time.Duration
 	// spreedTimeout turns a "spreed" status unavailable without updates.
 	spreedTimeout time.Duration
+	visibility    Visibility
 	now           func() time.Time
 
 	mu     sync.Mutex
@@ -42,8 +43,9 @@ type Kopano struct {
 }
 
 type spreedStatus struct {
-	status, message string
-	updated         time.Time
+	status  string
+	message *string // null when the client sent none, as kopano echoed it
+	updated time.Time
 }
 
 // KopanoConfig configures the kopano-presence endpoint.
@@ -52,6 +54,9 @@ type KopanoConfig struct {
 	// TokenExpire defaults to 5 minutes, SpreedTimeout to 2 (kopano's
 	// server_token_expire and spreed_auto_unavailable).
 	TokenExpire, SpreedTimeout time.Duration
+	// Visibility is what a token holder sees of others: the xmpp message
+	// is the status text only from SeeStatus up. Default SeeState.
+	Visibility Visibility
 }
 
 // NewKopano makes the endpoint; an empty secret is refused (kopano took
@@ -61,7 +66,7 @@ func NewKopano(cfg KopanoConfig) (*Kopano, error) {
 		return nil, errors.New("kopano: the shared secret is empty")
 	}
 	k := &Kopano{secret: cfg.Secret, expire: cfg.TokenExpire, skew: time.Minute, spreedTimeout: cfg.SpreedTimeout,
-		now: time.Now, spreed: map[string]spreedStatus{}}
+		visibility: cfg.Visibility, now: time.Now, spreed: map[string]spreedStatus{}}
 	if k.expire <= 0 {
 		k.expire = 5 * time.Minute
 	}
@@ -142,7 +147,16 @@ func (k *Kopano) handle(s *Server) http.HandlerFunc {
 		var req kopanoRequest
 		dec := json.NewDecoder(http.MaxBytesReader(w, r.Body, 1<<20))
 		if err := dec.Decode(&req); err != nil {
+			var tooBig *http.MaxBytesError
+			if errors.As(err, &tooBig) {
+				writeError(w, http.StatusRequestEntityTooLarge, "too_large", fmt.Sprintf("the body is over %d bytes", tooBig.Limit))
+				return
+			}
 			writeError(w, http.StatusBadRequest, "bad_request", "body: "+jsonError(err))
+			return
+		}
+		if _, err := dec.Token(); err != io.EOF {
+			writeError(w, http.StatusBadRequest, "bad_request", "body: one JSON object expected")
 			return
 		}
 		if req.AuthenticationToken == nil {
@@ -159,6 +173,10 @@ func (k *Kopano) handle(s *Server) http.HandlerFunc {
 		}
 		if req.UserStatus == nil {
 			writeError(w, http.StatusBadRequest, "bad_request", "UserStatus (a list) is required")
+			return
+		}
+		if len(req.UserStatus) > s.opts.MaxBatch {
+			writeError(w, http.StatusRequestEntityTooLarge, "too_many", fmt.Sprintf("at most %d users per request", s.opts.MaxBatch))
 			return
 		}
 		type item struct {
@@ -213,11 +231,7 @@ func (k *Kopano) handle(s *Server) http.HandlerFunc {
 			k.mu.Lock()
 			for _, it := range items {
 				if it.spreed != nil {
-					msg := ""
-					if it.spreed.Message != nil {
-						msg = *it.spreed.Message
-					}
-					k.spreed[strings.ToLower(it.user)] = spreedStatus{status: *it.spreed.Status, message: msg, updated: now}
+					k.spreed[strings.ToLower(it.user)] = spreedStatus{status: *it.spreed.Status, message: it.spreed.Message, updated: now}
 				}
 			}
 			k.mu.Unlock()
@@ -234,7 +248,10 @@ func (k *Kopano) handle(s *Server) http.HandlerFunc {
 			}
 			b.WriteString("\n        {\n")
 			if e := s.backend.Lookup(it.user); e.Status == Found {
-				writeKopanoPlugin(&b, "xmpp", kopanoState(e.Presence.State), e.Presence.Status)
+				// What the policy lets a signed-in colleague see.
+				out, _ := render(e, &Caller{Visibility: k.visibility, Directory: true})
+				msg := out.Status
+				writeKopanoPlugin(&b, "xmpp", kopanoState(e.Presence.State), &msg)
 				b.WriteString(",\n")
 			}
 			if sp, ok := k.spreedOf(it.user); ok {
@@ -259,7 +276,8 @@ func (k *Kopano) spreedOf(user string) (spreedStatus, bool) {
 	defer k.mu.Unlock()
 	sp, ok := k.spreed[strings.ToLower(user)]
 	if ok && sp.status != "unavailable" && k.now().Sub(sp.updated) > k.spreedTimeout {
-		sp = spreedStatus{status: "unavailable", updated: sp.updated}
+		empty := "" // kopano's timer wrote an empty message
+		sp = spreedStatus{status: "unavailable", message: &empty, updated: sp.updated}
 		k.spreed[strings.ToLower(user)] = sp
 	}
 	return sp, ok
@@ -267,9 +285,13 @@ func (k *Kopano) spreedOf(user string) (spreedStatus, bool) {
 
 // writeKopanoPlugin writes one plugin object in Python's json.dumps
 // (indent=4) layout, which kopano's clients got.
-func writeKopanoPlugin(b *bytes.Buffer, name, status, message string) {
+func writeKopanoPlugin(b *bytes.Buffer, name, status string, message *string) {
+	msg := "null"
+	if message != nil {
+		msg = pyString(*message)
+	}
 	fmt.Fprintf(b, "            %s: {\n                \"status\": %s,\n                \"message\": %s\n            }",
-		pyString(name), pyString(status), pyString(message))
+		pyString(name), pyString(status), msg)
 }
 
 // pyString quotes s as Python's json.dumps does by default

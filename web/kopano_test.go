@@ -50,7 +50,7 @@ func TestKopanoVerify(t *testing.T) {
 }
 
 func kopanoServer(t *testing.T) (*Server, *Kopano, time.Time) {
-	k, err := NewKopano(KopanoConfig{Secret: []byte("s3cret")})
+	k, err := NewKopano(KopanoConfig{Secret: []byte("s3cret"), Visibility: SeeStatus})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -89,6 +89,11 @@ func TestKopanoEndpoint(t *testing.T) {
 		{"no user_id", "GET", `{"AuthenticationToken":` + tok + `,"UserStatus":[{}]}`, 400, ""},
 		{"not JSON", "POST", `AuthenticationToken=x`, 400, ""},
 		{"empty list", "GET", `{"AuthenticationToken":` + tok + `,"UserStatus":[]}`, 200, "{\n    \"Type\": \"UserStatus\",\n    \"UserStatus\": []\n}"},
+		{"PUT without a message: echoed as null", "POST",
+			`{"AuthenticationToken":` + tok + `,"UserStatus":[{"user_id":"alice@example.com","spreed":{"status":"busy"}}]}`, 200,
+			"{\n    \"Type\": \"UserStatus\",\n    \"UserStatus\": [\n        {\n            \"xmpp\": {\n                \"status\": \"busy\",\n                \"message\": \"In a meeting until 14:30\"\n            },\n            \"spreed\": {\n                \"status\": \"busy\",\n                \"message\": null\n            },\n            \"user_id\": \"alice@example.com\"\n        }\n    ]\n}"},
+		{"trailing data", "GET", `{"AuthenticationToken":` + tok + `,"UserStatus":[]} {}`, 400, ""},
+		{"more users than a batch", "GET", `{"AuthenticationToken":` + tok + `,"UserStatus":[{"user_id":"a@x"},{"user_id":"b@x"},{"user_id":"c@x"},{"user_id":"d@x"}]}`, 413, ""},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -101,6 +106,14 @@ func TestKopanoEndpoint(t *testing.T) {
 			}
 		})
 	}
+	// A GET carrying a body that is not typed JSON is still kopano's.
+	req := httptest.NewRequest("GET", "/", strings.NewReader(`{"AuthenticationToken":`+tok+`,"UserStatus":[]}`))
+	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+	w := httptest.NewRecorder()
+	s.ServeHTTP(w, req)
+	if w.Code != 200 || !strings.Contains(w.Body.String(), `"UserStatus": []`) {
+		t.Errorf("GET with a form-typed body: %d %s", w.Code, w.Body.String())
+	}
 	// The spreed status turns unavailable after two minutes without updates.
 	k.now = func() time.Time { return now.Add(3 * time.Minute) }
 	if sp, _ := k.spreedOf("alice@example.com"); sp.status != "unavailable" {
@@ -109,5 +122,21 @@ func TestKopanoEndpoint(t *testing.T) {
 	// Non-ASCII is escaped as Python's json.dumps does.
 	if got := pyString("Büro <b> 😀\x7f"); got != `"B\u00fcro <b> \ud83d\ude00\u007f"` {
 		t.Errorf("pyString = %s", got)
+	}
+}
+
+// A token holder sees others' status text only where policy allows.
+func TestKopanoVisibility(t *testing.T) {
+	k, err := NewKopano(KopanoConfig{Secret: []byte("s3cret")}) // default: state only
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := newServer(t, func(o *Options) { o.Kopano = k })
+	tok := KopanoToken([]byte("s3cret"), "carol@example.com", time.Now())
+	req := httptest.NewRequest("GET", "/", strings.NewReader(`{"AuthenticationToken":"`+tok+`","UserStatus":[{"user_id":"alice@example.com"}]}`))
+	w := httptest.NewRecorder()
+	s.ServeHTTP(w, req)
+	if w.Code != 200 || strings.Contains(w.Body.String(), "In a meeting") || !strings.Contains(w.Body.String(), `"status": "busy"`) {
+		t.Errorf("state-only caller: %d %s", w.Code, w.Body.String())
 	}
 }

@@ -9,7 +9,6 @@ import (
 	"encoding/json"
 	"net/http"
 	"strconv"
-	"strings"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -119,7 +118,8 @@ func New(opts Options, backend Backend, ready ReadyFunc, reg prometheus.Register
 		s.kopanoGet = kh
 	}
 	s.route(m, "GET /{$}", func(w http.ResponseWriter, r *http.Request) {
-		if s.kopanoGet != nil && r.ContentLength != 0 && strings.HasPrefix(r.Header.Get("Content-Type"), "application/json") {
+		// kopano's clients send a body with GET, not always typed JSON.
+		if s.kopanoGet != nil && (r.ContentLength > 0 || r.Header.Get("Transfer-Encoding") != "") {
 			s.kopanoGet(w, r)
 			return
 		}

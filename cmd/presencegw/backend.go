@@ -100,7 +100,12 @@ func webOptions(ctx context.Context, c config.Web, demo bool, log *slog.Logger) 
 		if err != nil {
 			return o, fmt.Errorf("kopano secret: %w", err)
 		}
-		if o.Kopano, err = web.NewKopano(web.KopanoConfig{Secret: []byte(secret), TokenExpire: k.TokenExpire.D(), SpreedTimeout: k.SpreedTimeout.D()}); err != nil {
+		v, err := web.ParseVisibility(k.Visibility)
+		if err != nil {
+			return o, err
+		}
+		if o.Kopano, err = web.NewKopano(web.KopanoConfig{Secret: []byte(secret), TokenExpire: k.TokenExpire.D(),
+			SpreedTimeout: k.SpreedTimeout.D(), Visibility: v}); err != nil {
 			return o, err
 		}
 	}

@@ -83,6 +83,9 @@ type Kopano struct {
 	SecretEnv     string   `yaml:"secret_env"`
 	TokenExpire   Duration `yaml:"token_expire"`   // default 5m (server_token_expire)
 	SpreedTimeout Duration `yaml:"spreed_timeout"` // default 2m (spreed_auto_unavailable)
+	// Visibility is what a token holder sees of colleagues: state
+	// (default), status or calendar.
+	Visibility string `yaml:"visibility"`
 }
 
 // APIKey is one service's key.
@@ -123,6 +126,7 @@ func (c *Config) applyWebDefaults() {
 		if k.SpreedTimeout == 0 {
 			k.SpreedTimeout = Duration(2 * time.Minute)
 		}
+		def(&k.Visibility, "state")
 		if k.SecretFile != "" && !filepath.IsAbs(k.SecretFile) && c.path != "" {
 			k.SecretFile = filepath.Join(filepath.Dir(c.path), k.SecretFile)
 		}
@@ -168,6 +172,9 @@ func (c *Config) validateWeb(p *Problems) {
 		}
 		if k.SpreedTimeout.D() < 10*time.Second {
 			p.Add("web.kopano.spreed_timeout", "must be at least 10s")
+		}
+		if !slices.Contains(visibilities, k.Visibility) {
+			p.Add("web.kopano.visibility", "must be state, status or calendar, not %q", k.Visibility)
 		}
 	}
 	if o := w.Openfire; o.Mode != "subscribed" && o.Mode != "public" {
