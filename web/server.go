@@ -9,6 +9,7 @@ import (
 	"encoding/json"
 	"net/http"
 	"strconv"
+	"sync"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -34,6 +35,9 @@ type Options struct {
 	Entra *Entra
 	// CORSOrigins may call the API from a browser.
 	CORSOrigins []string
+	// MaxStreams is how many SSE streams one caller may hold open.
+	// Default 10.
+	MaxStreams int
 	// Kopano, when set, serves kopano-presence's endpoint on "/".
 	Kopano *Kopano
 	// Openfire configures the Openfire presence plugin's endpoint.
@@ -60,6 +64,8 @@ type Server struct {
 	stop      func()
 	kopanoGet http.HandlerFunc
 	handler   http.Handler // mux behind CORS, built once
+	streamsMu sync.Mutex
+	streams   map[string]int // open SSE streams per caller
 }
 
 // New builds the server; reg receives its request metrics and gatherer
@@ -68,11 +74,14 @@ func New(opts Options, backend Backend, ready ReadyFunc, reg prometheus.Register
 	if opts.MaxBatch <= 0 {
 		opts.MaxBatch = 500
 	}
+	if opts.MaxStreams <= 0 {
+		opts.MaxStreams = 10
+	}
 	keys, err := parseKeys(opts.APIKeys)
 	if err != nil {
 		return nil, err
 	}
-	s := &Server{opts: opts, backend: backend, ready: ready, keys: keys,
+	s := &Server{opts: opts, backend: backend, ready: ready, keys: keys, streams: map[string]int{},
 		anonymous: map[string]bool{}, origins: map[string]bool{},
 		limits: limiters{rate: rate.Limit(opts.RatePerSecond), burst: max(opts.Burst, 1), m: map[string]*limiterEntry{}}}
 	for _, g := range opts.Anonymous {

@@ -2,9 +2,11 @@ package web
 
 import (
 	"encoding/json"
+	"errors"
 	"fmt"
 	"net/http"
 	"strconv"
+	"strings"
 	"sync"
 	"time"
 )
@@ -14,6 +16,8 @@ import (
 // costs work only for its own watchers. A ring of recent changes lets a
 // reconnecting client resume from its Last-Event-ID.
 type hub struct {
+	// epoch tells this process's event ids from a previous one's.
+	epoch   string
 	mu      sync.Mutex
 	seq     uint64
 	ring    []change // the last ringSize changes, oldest first
@@ -34,7 +38,29 @@ type stream struct {
 	lost bool
 }
 
-func newHub() *hub { return &hub{watches: map[string]map[*stream]struct{}{}} }
+func newHub() *hub {
+	return &hub{epoch: strconv.FormatInt(time.Now().UnixNano(), 36), watches: map[string]map[*stream]struct{}{}}
+}
+
+// openStream counts a caller's open streams, refusing more than the
+// limit: one client must not hold the server with thousands of them.
+func (s *Server) openStream(id string) bool {
+	s.streamsMu.Lock()
+	defer s.streamsMu.Unlock()
+	if s.streams[id] >= s.opts.MaxStreams {
+		return false
+	}
+	s.streams[id]++
+	return true
+}
+
+func (s *Server) closeStream(id string) {
+	s.streamsMu.Lock()
+	defer s.streamsMu.Unlock()
+	if s.streams[id]--; s.streams[id] <= 0 {
+		delete(s.streams, id)
+	}
+}
 
 // run consumes the backend's changes until the channel closes.
 func (h *hub) run(changes <-chan string) {
@@ -142,17 +168,26 @@ func (s *Server) getStream(w http.ResponseWriter, r *http.Request) {
 			byMailbox[entry.Mailbox] = append(byMailbox[entry.Mailbox], e)
 		}
 	}
+	// Event ids are "EPOCH-SEQ": an id from before a restart (another
+	// epoch) cannot resume, it gets a fresh snapshot.
 	var since uint64
-	id := r.Header.Get("Last-Event-ID")
 	resume := false
-	if id != "" {
-		n, err := strconv.ParseUint(id, 10, 64)
-		if err != nil {
+	if id := r.Header.Get("Last-Event-ID"); id != "" {
+		epoch, seq, ok := strings.Cut(id, "-")
+		n, err := strconv.ParseUint(seq, 10, 64)
+		if !ok || err != nil {
 			writeError(w, http.StatusBadRequest, "bad_request", "Last-Event-ID must be an event id this server sent")
 			return
 		}
-		since, resume = n, true
+		since, resume = n, epoch == s.hub.epoch
 	}
+	if !s.openStream(c.ID) {
+		w.Header().Set("Retry-After", "10")
+		writeError(w, http.StatusTooManyRequests, "too_many_streams", fmt.Sprintf("at most %d open streams per caller", s.opts.MaxStreams))
+		return
+	}
+	defer s.closeStream(c.ID)
+	rc := http.NewResponseController(w)
 	st := &stream{ch: make(chan change, 64)}
 	seq, missed, resumed := s.hub.watch(st, mailboxes, since, resume)
 	defer s.hub.unwatch(st, mailboxes)
@@ -162,10 +197,19 @@ func (s *Server) getStream(w http.ResponseWriter, r *http.Request) {
 	h.Set("Cache-Control", "no-store")
 	h.Set("X-Accel-Buffering", "no")
 	w.WriteHeader(http.StatusOK)
+	// A client that stops reading is dropped, not waited for: every write
+	// must go out within two heartbeats.
+	deadline := func() bool {
+		err := rc.SetWriteDeadline(time.Now().Add(2 * Heartbeat))
+		return err == nil || errors.Is(err, http.ErrNotSupported)
+	}
 	send := func(seq uint64, email string) bool {
 		out, _ := render(s.backend.Lookup(email), c)
 		data, _ := json.Marshal(out)
-		_, err := fmt.Fprintf(w, "id: %d\nevent: presence\ndata: %s\n\n", seq, data)
+		if !deadline() {
+			return false
+		}
+		_, err := fmt.Fprintf(w, "id: %s-%d\nevent: presence\ndata: %s\n\n", s.hub.epoch, seq, data)
 		return err == nil
 	}
 	snapshot := func(seq uint64) bool {
@@ -186,7 +230,7 @@ func (s *Server) getStream(w http.ResponseWriter, r *http.Request) {
 		}
 		if len(missed) == 0 {
 			// Nothing missed: a comment carries the stream on.
-			fmt.Fprintf(w, ": resumed at %d\n\n", seq)
+			fmt.Fprintf(w, ": resumed at %s-%d\n\n", s.hub.epoch, seq)
 		}
 	} else if !snapshot(seq) {
 		return
@@ -211,6 +255,9 @@ func (s *Server) getStream(w http.ResponseWriter, r *http.Request) {
 				}
 			}
 		case <-beat.C:
+			if !deadline() {
+				return
+			}
 			if _, err := fmt.Fprint(w, ": ping\n\n"); err != nil {
 				return
 			}

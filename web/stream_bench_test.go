@@ -39,7 +39,7 @@ func BenchmarkStreamFanout(b *testing.B) {
 	const n = 10000
 	be := &liveBackend{states: map[string]rules.State{"a@x": rules.Available}, changes: make(chan string, 16)}
 	reg := prometheus.NewRegistry()
-	s, err := New(Options{Anonymous: []string{"stream"}}, be, func() error { return nil }, reg, reg)
+	s, err := New(Options{Anonymous: []string{"stream"}, MaxStreams: n}, be, func() error { return nil }, reg, reg)
 	if err != nil {
 		b.Fatal(err)
 	}

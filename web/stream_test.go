@@ -102,7 +102,7 @@ func TestStream(t *testing.T) {
 	}
 	b.set("a@x", rules.Busy)
 	id, d := st.next(t)
-	if d != `{"email":"a@x","state":"busy"}` || id != "1" {
+	if d != `{"email":"a@x","state":"busy"}` || !strings.HasSuffix(id, "-1") {
 		t.Errorf("change: id %s %s", id, d)
 	}
 	stop()
@@ -111,12 +111,35 @@ func TestStream(t *testing.T) {
 	b.set("c@x", rules.XA)
 	time.Sleep(50 * time.Millisecond)
 	st, stop = openStream(t, srv.URL+"/api/v1/presence/stream?email=a@x&email=b@x", id)
-	defer stop()
-	if id, d := st.next(t); d != `{"email":"b@x","state":"dnd"}` || id != "2" {
-		t.Errorf("resumed: id %s %s, want only the missed change", id, d)
+	if id2, d := st.next(t); d != `{"email":"b@x","state":"dnd"}` || !strings.HasSuffix(id2, "-2") {
+		t.Errorf("resumed: id %s %s, want only the missed change", id2, d)
+	}
+	stop()
+	// An id from before a restart (another epoch): a fresh snapshot.
+	st, stop = openStream(t, srv.URL+"/api/v1/presence/stream?email=a@x", "k0-1")
+	if _, d := st.next(t); d != `{"email":"a@x","state":"busy"}` {
+		t.Errorf("old epoch: %s, want the snapshot", d)
+	}
+	stop()
+	// One caller may not hold more than MaxStreams open.
+	var stops []func()
+	for range 10 {
+		_, stop := openStream(t, srv.URL+"/api/v1/presence/stream?email=a@x", "")
+		stops = append(stops, stop)
+	}
+	resp, err := http.Get(srv.URL + "/api/v1/presence/stream?email=a@x")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if resp.StatusCode != http.StatusTooManyRequests {
+		t.Errorf("11th stream: %d, want 429", resp.StatusCode)
+	}
+	resp.Body.Close()
+	for _, stop := range stops {
+		stop()
 	}
 	// Bad requests are JSON errors, not streams.
-	resp, _ := http.Get(srv.URL + "/api/v1/presence/stream")
+	resp, _ = http.Get(srv.URL + "/api/v1/presence/stream")
 	if resp.StatusCode != 400 {
 		t.Errorf("no email: %d", resp.StatusCode)
 	}
