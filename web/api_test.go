@@ -268,3 +268,21 @@ func FuzzPresenceQuery(f *testing.F) {
 		}
 	})
 }
+
+// Guessing keys is limited per client address, even across "callers".
+func TestFailedAuthLimited(t *testing.T) {
+	s := newServer(t, func(o *Options) { o.RatePerSecond, o.Burst = 1, 3 })
+	var codes []int
+	for i := range 5 {
+		code, _, _ := do(s, "GET", "/api/v1/presence?email=alice@example.com", fmt.Sprintf("guess-%d", i), "")
+		codes = append(codes, code)
+	}
+	if fmt.Sprint(codes) != "[401 401 401 429 429]" {
+		t.Errorf("codes %v, want three failures then 429", codes)
+	}
+	req := httptest.NewRequest("GET", "/", nil)
+	req.RemoteAddr = "[2001:db8:1:2:3:4:5:6]:1234"
+	if got := clientIP(req); got != "2001:db8:1:2::/64" {
+		t.Errorf("clientIP(IPv6) = %s", got)
+	}
+}

@@ -67,8 +67,18 @@ func (s *Server) authenticate(group string, next http.HandlerFunc) http.HandlerF
 	return func(w http.ResponseWriter, r *http.Request) {
 		var c *Caller
 		if auth := r.Header.Get("Authorization"); auth != "" {
+			// Failed credentials are limited per client address, so keys
+			// cannot be guessed at line rate (and forged JWTs cost no
+			// unbounded RSA work).
+			fails := "fail:" + clientIP(r)
+			if !s.peek(fails) {
+				w.Header().Set("Retry-After", "10")
+				writeError(w, http.StatusTooManyRequests, "rate_limited", "too many failed authentications; wait")
+				return
+			}
 			token, ok := strings.CutPrefix(auth, "Bearer ")
 			if !ok {
+				s.allow(fails)
 				writeError(w, http.StatusUnauthorized, "unauthorized", "Authorization must be a Bearer token")
 				return
 			}
@@ -76,10 +86,12 @@ func (s *Server) authenticate(group string, next http.HandlerFunc) http.HandlerF
 			if s.opts.Entra != nil && looksLikeJWT(token) {
 				var err error
 				if c, err = s.opts.Entra.Verify(r.Context(), token); err != nil {
+					s.allow(fails)
 					s.entraRefused(w, err)
 					return
 				}
 			} else if c = s.keyCaller(token); c == nil {
+				s.allow(fails)
 				writeError(w, http.StatusUnauthorized, "unauthorized", "unknown or invalid token")
 				return
 			}
@@ -151,10 +163,15 @@ func parseKeys(keys []APIKey) ([]apiKey, error) {
 	return out, nil
 }
 
+// clientIP is the client's address for rate limits: an IPv6 client is
+// its /64, since one host usually holds a whole /64.
 func clientIP(r *http.Request) string {
 	host, _, err := net.SplitHostPort(r.RemoteAddr)
 	if err != nil {
-		return r.RemoteAddr
+		host = r.RemoteAddr
+	}
+	if ip := net.ParseIP(host); ip != nil && ip.To4() == nil {
+		return ip.Mask(net.CIDRMask(64, 128)).String() + "/64"
 	}
 	return host
 }
@@ -196,6 +213,18 @@ func (s *Server) allow(id string) bool {
 	}
 	e.seen = now
 	return e.l.AllowN(now, 1)
+}
+
+// peek reports whether id's bucket has a token left, without taking it.
+func (s *Server) peek(id string) bool {
+	if s.limits.rate <= 0 {
+		return true
+	}
+	l := &s.limits
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	e, ok := l.m[id]
+	return !ok || e.l.TokensAt(time.Now()) >= 1
 }
 
 // cors answers preflights and sets CORS headers for allowed origins only.

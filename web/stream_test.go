@@ -68,7 +68,9 @@ func (s *sse) next(t *testing.T) (id, data string) {
 
 func openStream(t *testing.T, url, lastID string) (*sse, func()) {
 	t.Helper()
-	ctx, cancel := context.WithCancel(context.Background())
+	// A stream that never delivers ends the test in seconds, not at the
+	// suite's timeout.
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	req, _ := http.NewRequestWithContext(ctx, "GET", url, nil)
 	if lastID != "" {
 		req.Header.Set("Last-Event-ID", lastID)
