@@ -286,3 +286,20 @@ func TestFailedAuthLimited(t *testing.T) {
 		t.Errorf("clientIP(IPv6) = %s", got)
 	}
 }
+
+func TestMethodNotAllowed(t *testing.T) {
+	s := newServer(t, nil)
+	for _, tt := range []struct{ method, path, allow string }{
+		{"PUT", "/api/v1/presence?email=a@x", "GET, HEAD"},
+		{"GET", "/api/v1/presence/batch", "POST"},
+		{"DELETE", "/badge/a@x.svg", "GET, HEAD"},
+	} {
+		code, h, body := do(s, tt.method, tt.path, statusKey, "")
+		if code != 405 || h.Get("Allow") != tt.allow || !strings.Contains(body, "method_not_allowed") {
+			t.Errorf("%s %s: %d Allow %q %s", tt.method, tt.path, code, h.Get("Allow"), body)
+		}
+	}
+	if code, _, _ := do(s, "GET", "/api/v1/nope", statusKey, ""); code != 404 {
+		t.Errorf("unknown path: %d", code)
+	}
+}

@@ -137,6 +137,19 @@ func New(opts Options, backend Backend, ready ReadyFunc, reg prometheus.Register
 			"presence: GET /api/v1/presence?email=ADDR, POST /api/v1/presence/batch\n" +
 			"health: /healthz  readiness: /readyz  metrics: /metrics\n"))
 	})
+	// The right path with the wrong method: 405 and what is allowed (the
+	// catch-all below would say 404).
+	for path, allow := range map[string]string{
+		"/api/v1/presence":        "GET, HEAD",
+		"/api/v1/presence/batch":  "POST",
+		"/api/v1/presence/stream": "GET, HEAD",
+		"/badge/{file}":           "GET, HEAD",
+	} {
+		m.HandleFunc(path, func(w http.ResponseWriter, r *http.Request) {
+			w.Header().Set("Allow", allow)
+			writeError(w, http.StatusMethodNotAllowed, "method_not_allowed", r.Method+" is not allowed here; use "+allow)
+		})
+	}
 	m.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusNotFound, "not_found", "no such endpoint: "+r.Method+" "+r.URL.Path)
 	})
