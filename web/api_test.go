@@ -229,7 +229,7 @@ func TestLatencyMetrics(t *testing.T) {
 		t.Fatal(err)
 	}
 	do(s, "GET", "/api/v1/presence?email=alice@example.com", "", "")
-	if code, _, body := do(s, "GET", "/readyz", "", ""); code != 503 || !strings.Contains(body, "not synced yet") {
+	if code, _, body := do(s, "GET", "/readyz", "", ""); code != 503 || !strings.Contains(body, "not ready") {
 		t.Errorf("/readyz = %d %s", code, body)
 	}
 	_, _, body := do(s, "GET", "/metrics", "", "")
@@ -301,5 +301,22 @@ func TestMethodNotAllowed(t *testing.T) {
 	}
 	if code, _, _ := do(s, "GET", "/api/v1/nope", statusKey, ""); code != 404 {
 		t.Errorf("unknown path: %d", code)
+	}
+}
+
+func TestReadyzDetailOnlyLocally(t *testing.T) {
+	reg := prometheus.NewRegistry()
+	s, err := New(Options{}, fakeBackend{}, func() error { return errors.New("directory corp: ldap dial ldaps://dc1.corp.example: refused") }, reg, reg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for addr, detail := range map[string]bool{"127.0.0.1:5000": true, "192.0.2.7:5000": false} {
+		req := httptest.NewRequest("GET", "/readyz", nil)
+		req.RemoteAddr = addr
+		w := httptest.NewRecorder()
+		s.ServeHTTP(w, req)
+		if w.Code != 503 || strings.Contains(w.Body.String(), "dc1.corp.example") != detail {
+			t.Errorf("from %s: %d %s", addr, w.Code, w.Body.String())
+		}
 	}
 }

@@ -7,6 +7,7 @@ package web
 
 import (
 	"encoding/json"
+	"net"
 	"net/http"
 	"strconv"
 	"sync"
@@ -101,9 +102,15 @@ func New(opts Options, backend Backend, ready ReadyFunc, reg prometheus.Register
 	s.route(m, "GET /healthz", func(w http.ResponseWriter, _ *http.Request) {
 		writeJSON(w, http.StatusOK, map[string]string{"status": "ok"})
 	})
-	s.route(m, "GET /readyz", func(w http.ResponseWriter, _ *http.Request) {
+	s.route(m, "GET /readyz", func(w http.ResponseWriter, r *http.Request) {
 		if err := ready(); err != nil {
-			writeJSON(w, http.StatusServiceUnavailable, map[string]string{"status": "not ready", "error": err.Error()})
+			// The reason names directory hosts and errors: only for the
+			// operator on the machine itself; probes need the status.
+			body := map[string]string{"status": "not ready"}
+			if ip := net.ParseIP(clientIP(r)); ip != nil && ip.IsLoopback() {
+				body["error"] = err.Error()
+			}
+			writeJSON(w, http.StatusServiceUnavailable, body)
 			return
 		}
 		writeJSON(w, http.StatusOK, map[string]string{"status": "ready"})
