@@ -20,9 +20,9 @@ type badgeStyle struct {
 var badgeStyles = map[rules.State]badgeStyle{
 	rules.Available: {"#2e7d32", `<path d="M4.5 8.2l2.3 2.3 4.7-4.9" fill="none" stroke="#fff" stroke-width="1.8"/>`, "available"},
 	rules.Away:      {"#f9a825", `<path d="M8 4.2v4l2.6 1.6" fill="none" stroke="#fff" stroke-width="1.6"/>`, "away"},
-	rules.XA:        {"#ef6c00", `<path d="M8 4.2v4l2.6 1.6" fill="none" stroke="#fff" stroke-width="1.6"/>`, "extended away"},
+	rules.XA:        {"#ef6c00", `<path d="M10.8 4.6a4 4 0 1 0 0 6.8a3.2 3.2 0 1 1 0-6.8z" fill="#fff"/>`, "extended away"},
 	rules.Busy:      {"#c62828", `<rect x="4.2" y="7.1" width="7.6" height="1.8" fill="#fff"/>`, "busy"},
-	rules.DND:       {"#b71c1c", `<rect x="4.2" y="7.1" width="7.6" height="1.8" fill="#fff"/>`, "do not disturb"},
+	rules.DND:       {"#b71c1c", `<circle cx="8" cy="8" r="5.2" fill="none" stroke="#fff" stroke-width="1.2"/><rect x="5" y="7.1" width="6" height="1.8" fill="#fff"/>`, "do not disturb"},
 	rules.OOF:       {"#6a1b9a", `<path d="M11.5 8H5m2.6-2.7L5 8l2.6 2.7" fill="none" stroke="#fff" stroke-width="1.6"/>`, "out of office"},
 	rules.Offline:   {"#9e9e9e", `<circle cx="8" cy="8" r="3.6" fill="#fff"/>`, "offline"},
 	rules.Unknown:   {"#757575", `<text x="8" y="11.2" font-size="9" font-family="sans-serif" text-anchor="middle" fill="#fff">?</text>`, "unknown"},
