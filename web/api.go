@@ -197,20 +197,7 @@ type batchRequest struct {
 func (s *Server) postBatch(w http.ResponseWriter, r *http.Request) {
 	c := callerFrom(r)
 	var req batchRequest
-	body := http.MaxBytesReader(w, r.Body, int64(s.opts.MaxBatch)*400+1024)
-	dec := json.NewDecoder(body)
-	dec.DisallowUnknownFields()
-	if err := dec.Decode(&req); err != nil {
-		var tooBig *http.MaxBytesError
-		if errors.As(err, &tooBig) {
-			writeError(w, http.StatusRequestEntityTooLarge, "too_large", fmt.Sprintf("the body is over %d bytes", tooBig.Limit))
-			return
-		}
-		writeError(w, http.StatusBadRequest, "bad_request", "body: "+jsonError(err))
-		return
-	}
-	if _, err := dec.Token(); err != io.EOF {
-		writeError(w, http.StatusBadRequest, "bad_request", "body: one JSON object expected")
+	if !decodeBody(w, r, int64(s.opts.MaxBatch)*400+1024, true, &req) {
 		return
 	}
 	switch {
@@ -227,6 +214,30 @@ func (s *Server) postBatch(w http.ResponseWriter, r *http.Request) {
 	}
 	w.Header().Set("Cache-Control", "private, no-store")
 	writeJSON(w, http.StatusOK, map[string]any{"results": results})
+}
+
+// decodeBody reads one JSON object of at most limit bytes into v, and
+// answers the client itself (413 too large, 400 malformed or trailing
+// data) when it cannot; strict refuses unknown fields.
+func decodeBody(w http.ResponseWriter, r *http.Request, limit int64, strict bool, v any) bool {
+	dec := json.NewDecoder(http.MaxBytesReader(w, r.Body, limit))
+	if strict {
+		dec.DisallowUnknownFields()
+	}
+	if err := dec.Decode(v); err != nil {
+		var tooBig *http.MaxBytesError
+		if errors.As(err, &tooBig) {
+			writeError(w, http.StatusRequestEntityTooLarge, "too_large", fmt.Sprintf("the body is over %d bytes", tooBig.Limit))
+			return false
+		}
+		writeError(w, http.StatusBadRequest, "bad_request", "body: "+jsonError(err))
+		return false
+	}
+	if _, err := dec.Token(); err != io.EOF {
+		writeError(w, http.StatusBadRequest, "bad_request", "body: one JSON object expected")
+		return false
+	}
+	return true
 }
 
 // jsonError words a decoding error without Go type names.

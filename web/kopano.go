@@ -145,18 +145,7 @@ func kopanoState(s rules.State) string {
 func (k *Kopano) handle(s *Server) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
 		var req kopanoRequest
-		dec := json.NewDecoder(http.MaxBytesReader(w, r.Body, 1<<20))
-		if err := dec.Decode(&req); err != nil {
-			var tooBig *http.MaxBytesError
-			if errors.As(err, &tooBig) {
-				writeError(w, http.StatusRequestEntityTooLarge, "too_large", fmt.Sprintf("the body is over %d bytes", tooBig.Limit))
-				return
-			}
-			writeError(w, http.StatusBadRequest, "bad_request", "body: "+jsonError(err))
-			return
-		}
-		if _, err := dec.Token(); err != io.EOF {
-			writeError(w, http.StatusBadRequest, "bad_request", "body: one JSON object expected")
+		if !decodeBody(w, r, 1<<20, false, &req) {
 			return
 		}
 		if req.AuthenticationToken == nil {
