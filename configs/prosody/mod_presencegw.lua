@@ -1,0 +1,228 @@
+-- mod_presencegw: the presence overlay of docs/overlay-protocol.md
+-- (urn:presencegw:overlay:0) for Prosody 0.12. Load it on the VirtualHost.
+--
+-- The gateway's component asks us to show a calendar state (dnd "In a
+-- meeting until 14:30") to a person's roster contacts. We rewrite the
+-- presence each of the person's own resources sends to those contacts, so
+-- every client shows it whatever rule it uses to pick among resources.
+-- session.presence and the original stanza are never modified: the person's
+-- own resources and the component (XEP-0356 via mod_privilege) keep seeing
+-- the real presence.
+
+local st = require "util.stanza";
+local jid = require "util.jid";
+local now = require "util.time".now;
+local user_exists = require "core.usermanager".user_exists;
+
+local NS = "urn:presencegw:overlay:0";
+local host = module.host;
+local hosts, bare_sessions = prosody.hosts, prosody.bare_sessions;
+local core_post_stanza = prosody.core_post_stanza;
+
+local components = module:get_option_set("presencegw_components", {});
+local grace_period = module:get_option_number("presencegw_grace_period", 120);
+
+-- bare JID -> { show, status, expires (Unix time of `until`, or nil), owner, timer }.
+-- Shared so that a module reload keeps them; a restart loses them, and the
+-- gateway sets them again after every (re)connect.
+local overlays = module:shared("overlays");
+local grace_timers = {}; -- component host -> pending withdrawal timer
+
+module:add_feature(NS);
+module:log("info", "presence overlay for %s, grace period %gs", tostring(components), grace_period);
+
+local function subscribed(roster, contact)
+	local item = roster and roster[contact];
+	return item and (item.subscription == "both" or item.subscription == "from");
+end
+
+-- Priority -100: returning true stops the handlers below us, so we must run
+-- after all others (blocklist, privacy lists, mod_presence's directed
+-- presence bookkeeping), and re-post without pre-events.
+local function overlay_presence(event)
+	local origin, stanza = event.origin, event.stanza;
+	if stanza.attr.type or origin.type ~= "c2s" or not origin.username then return; end
+	local user = origin.username .. "@" .. origin.host;
+	local ov = overlays[user];
+	local to = stanza.attr.to; -- nil for the presence to the user's own bare JID
+	if not ov or not to then return; end
+	local contact = jid.bare(to);
+	if contact == user or not subscribed(origin.roster, contact) then return; end
+	local show = stanza:get_child_text("show");
+	if show and show ~= "chat" then return; end -- set by hand: the person wins
+	-- The broadcast loop sends this same object to every recipient, and it
+	-- may be session.presence: only ever change a copy.
+	local copy = st.clone(stanza);
+	copy:remove_children("show");
+	copy:remove_children("status");
+	-- A stored presence carries the time it was sent; the overlay is current.
+	copy:remove_children("delay", "urn:xmpp:delay");
+	copy:text_tag("show", ov.show);
+	if ov.status then copy:text_tag("status", ov.status); end
+	core_post_stanza(origin, copy);
+	return true;
+end
+module:hook("pre-presence/bare", overlay_presence, -100);
+module:hook("pre-presence/full", overlay_presence, -100);
+
+-- Send each available resource's stored presence to the contacts again (not
+-- to the person's own resources). With pre-events, so a block still wins and
+-- the hook above decides whether the copy is overlaid.
+local function rebroadcast(user)
+	local sessions = bare_sessions[user];
+	for _, session in pairs(sessions and sessions.sessions or {}) do
+		if session.presence then
+			for contact in pairs(session.roster or {}) do
+				if contact and contact ~= user and subscribed(session.roster, contact) then
+					local copy = st.clone(session.presence);
+					copy.attr.to = contact;
+					core_post_stanza(session, copy, true);
+				end
+			end
+		end
+	end
+end
+
+local function remove(user)
+	local ov = overlays[user];
+	if not ov then return; end
+	if ov.timer then ov.timer:stop(); end
+	overlays[user] = nil;
+	rebroadcast(user);
+end
+
+-- Expiry makes a gateway that dies mid-meeting leave nothing stale.
+local function arm(user, ov)
+	if not ov.expires then return; end
+	ov.timer = module:add_timer(math.max(ov.expires - now(), 0), function()
+		if overlays[user] == ov then remove(user); end
+	end);
+end
+
+-- XEP-0082 date-time to Unix time, or nil. Not util.datetime.parse: it
+-- accepts out-of-range fields and depends on the local time zone.
+local function parse_datetime(s)
+	local y, mo, d, h, mi, sec, frac, tz =
+		s:match("^(%d%d%d%d)%-(%d%d)%-(%d%d)T(%d%d):(%d%d):(%d%d)(%.?%d*)(.*)$");
+	if not y or frac == "." then return nil; end
+	y, mo, d, h, mi, sec = tonumber(y), tonumber(mo), tonumber(d), tonumber(h), tonumber(mi), tonumber(sec);
+	local mdays = { 31, (y % 4 == 0 and (y % 100 ~= 0 or y % 400 == 0)) and 29 or 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31 };
+	if mo < 1 or mo > 12 or d < 1 or d > mdays[mo] or h > 23 or mi > 59 or sec > 60 then return nil; end
+	local offset = 0;
+	if tz ~= "Z" then
+		local sign, oh, om = tz:match("^([+-])(%d%d):(%d%d)$");
+		if not sign or tonumber(oh) > 23 or tonumber(om) > 59 then return nil; end
+		offset = (sign == "-" and -1 or 1) * (tonumber(oh) * 3600 + tonumber(om) * 60);
+	end
+	local yy = mo <= 2 and y - 1 or y; -- days since the epoch, H. Hinnant's days_from_civil
+	local era = yy // 400;
+	local yoe = yy - era * 400;
+	local doy = (153 * ((mo + 9) % 12) + 2) // 5 + d - 1;
+	local days = era * 146097 + yoe * 365 + yoe // 4 - yoe // 100 + doy - 719468;
+	return days * 86400 + h * 3600 + mi * 60 + sec + (tonumber("0" .. frac) or 0) - offset;
+end
+
+local function handle_request(origin, stanza, req)
+	local kind = stanza.attr.type .. " " .. req.name;
+	if kind == "get overlays" then
+		local reply = st.reply(stanza):tag("overlays", { xmlns = NS });
+		for user, ov in pairs(overlays) do
+			if ov.owner == origin.host then
+				reply:tag("overlay", { jid = user, show = ov.show,
+					["until"] = ov.expires and os.date("!%Y-%m-%dT%H:%M:%SZ", math.floor(ov.expires)) or nil });
+				if ov.status then reply:text_tag("status", ov.status); end
+				reply:up();
+			end
+		end
+		return reply;
+	elseif kind ~= "set overlay" and kind ~= "set clear" then
+		return st.error_reply(stanza, "cancel", "feature-not-implemented");
+	end
+	local node, jhost, resource = jid.prepped_split(req.attr.jid or "");
+	if not node or resource or jhost ~= host then
+		return st.error_reply(stanza, "modify", "bad-request", "jid must be a bare JID on " .. host);
+	end
+	local user = node .. "@" .. host;
+	local ov;
+	if req.name == "overlay" then
+		local show, status, until_s = req.attr.show, req:get_child_text("status"), req.attr["until"];
+		if show ~= "dnd" and show ~= "away" and show ~= "xa" then
+			return st.error_reply(stanza, "modify", "bad-request", "show must be dnd, away or xa");
+		end
+		if status and utf8.len(status) > 1024 then
+			return st.error_reply(stanza, "modify", "bad-request", "status is longer than 1024 characters");
+		end
+		ov = { show = show, status = status, owner = origin.host, expires = until_s and parse_datetime(until_s) };
+		if until_s and not ov.expires then
+			return st.error_reply(stanza, "modify", "bad-request", "until must be a XEP-0082 date-time");
+		end
+	end
+	-- An existing overlay of a deleted account can still be cleared.
+	if not (req.name == "clear" and overlays[user]) and not user_exists(node, host) then
+		return st.error_reply(stanza, "cancel", "item-not-found");
+	end
+	if ov and (not ov.expires or ov.expires > now()) then
+		if overlays[user] and overlays[user].timer then overlays[user].timer:stop(); end
+		overlays[user] = ov;
+		arm(user, ov);
+		rebroadcast(user);
+	else -- a clear, or an until already past
+		remove(user);
+	end
+	return st.reply(stanza);
+end
+
+-- Priority 1: before mod_iq, so that every type and child in our namespace
+-- gets an answer from us.
+module:hook("iq/host", function(event)
+	local origin, stanza = event.origin, event.stanza;
+	local req = stanza.tags[1];
+	if not req or req.attr.xmlns ~= NS then return; end
+	if stanza.attr.type ~= "get" and stanza.attr.type ~= "set" then return true; end
+	if origin.type ~= "component" or not components:contains(origin.host) then
+		origin.send(st.error_reply(stanza, "auth", "forbidden"));
+	else
+		origin.send(handle_request(origin, stanza, req));
+	end
+	return true;
+end, 1);
+
+-- Grace period: a quick reconnect keeps the overlays (no flapping); a gateway
+-- that stays away must not leave people stuck in dnd.
+local function disconnected(comp)
+	if grace_timers[comp] then grace_timers[comp]:stop(); end
+	grace_timers[comp] = module:add_timer(grace_period, function()
+		grace_timers[comp] = nil;
+		module:log("info", "%s stayed disconnected for %ds, withdrawing its overlays", comp, grace_period);
+		for user, ov in pairs(overlays) do
+			if ov.owner == comp then remove(user); end
+		end
+	end);
+end
+
+local function reconnected(comp)
+	if grace_timers[comp] then grace_timers[comp]:stop(); grace_timers[comp] = nil; end
+end
+
+-- mod_component fires these on the component's host, which may be activated
+-- after this VirtualHost: attach when it appears.
+local function watch(comp)
+	local h = hosts[comp];
+	if not (components:contains(comp) and h and h.type == "component") then return; end
+	module:hook_object_event(h.events, "component-disconnected", function(event)
+		-- Also fired for rejected handshakes (a wrong secret, a second
+		-- connection): only the loss of the authenticated one counts.
+		if event.session.type == "component" then disconnected(comp); end
+	end);
+	module:hook_object_event(h.events, "component-authenticated", function() reconnected(comp); end);
+end
+for comp in components do watch(comp); end
+module:hook_global("host-activated", watch);
+
+-- After a reload: re-arm the expiry timers (the old ones died with the old
+-- instance) and the grace period for owners that are not connected.
+for user, ov in pairs(overlays) do
+	arm(user, ov);
+	local comp = hosts[ov.owner] and hosts[ov.owner].modules.component;
+	if not (comp and comp.connected) and not grace_timers[ov.owner] then disconnected(ov.owner); end
+end
