@@ -358,7 +358,7 @@ func TestOverlayEjabberdUntil(t *testing.T) {
 	if back.At.Before(until) {
 		t.Errorf("overlay withdrawn at %v, before until %v", back.At, until)
 	}
-	if late := back.At.Sub(until); late > time.Second {
+	if late := back.At.Sub(until); late > 3*time.Second { // slack for a loaded machine
 		t.Errorf("overlay withdrawn %v after until", late)
 	}
 	t.Logf("withdrawn %v after until", back.At.Sub(until))
@@ -402,7 +402,7 @@ func TestOverlayEjabberdComponentGrace(t *testing.T) {
 	comp.Kill()
 	back := ejSees(t, p.pc, m, p.desk.JID, "", "at my desk")
 	ejSees(t, p.pc, m, p.phone.JID, "", "")
-	if d := back.At.Sub(gone); d < grace || d > grace+2*time.Second {
+	if d := back.At.Sub(gone); d < grace || d > grace+3*time.Second {
 		t.Errorf("overlay withdrawn %v after the component left, want about the grace period %v", d, grace)
 	}
 	t.Logf("withdrawn %v after the component left", back.At.Sub(gone))

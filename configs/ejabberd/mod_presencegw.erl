@@ -197,9 +197,15 @@ terminate(_Reason, #state{host = Host}) ->
     end,
     %% Unloading the module withdraws this host's overlays, so contacts
     %% get the users' own presence back.
-    lists:foreach(fun(#presencegw_overlay{us = US}) -> catch clear(US) end,
-                  catch mnesia:dirty_match_object(
-                          #presencegw_overlay{us = {'_', Host}, _ = '_'})).
+    case catch mnesia:dirty_match_object(
+                 #presencegw_overlay{us = {'_', Host}, _ = '_'}) of
+        Rows when is_list(Rows) ->
+            lists:foreach(fun(#presencegw_overlay{us = US}) ->
+                                  catch clear(US)
+                          end, Rows);
+        _ ->
+            ok   % mnesia already gone (the node is stopping)
+    end.
 
 code_change(_OldVsn, State, _Extra) ->
     {ok, State}.

@@ -67,3 +67,58 @@ func TestEjabberdNoModule(t *testing.T) {
 		t.Errorf("list without the module: %s", r)
 	}
 }
+
+// What the module does on ejabberd's own events, which only the harness
+// can cause: deleting a user drops the user's overlay, and unloading the
+// module (reload_config without it) withdraws every overlay and the
+// disco feature.
+func TestEjabberdModuleRemoveUserAndUnload(t *testing.T) {
+	t.Parallel()
+	srv := StartEjabberd(t, XMPPOptions{Users: []string{"alice", "bob", "dave"}})
+	e := srv.impl.(*ejabberd)
+	alice := DialXMPP(t, srv, "alice", "desk")
+	alice.SendPresence(t, "", "", "at my desk", 1)
+	bob := DialXMPP(t, srv, "bob", "pc")
+	bob.SendPresence(t, "", "", "", 0)
+	MakeContacts(t, alice, bob)
+	comp := DialComponent(t, srv)
+	list := func() string {
+		return comp.IQ(t, `<iq type="get" id="l1" from="calendar.example.test" to="example.test"><overlays xmlns="urn:presencegw:overlay:0"/></iq>`).String()
+	}
+	set := func(user string) {
+		r := comp.IQ(t, `<iq type="set" id="s1" from="calendar.example.test" to="example.test"><overlay xmlns="urn:presencegw:overlay:0" jid="`+
+			user+`@example.test" show="dnd"><status>busy</status></overlay></iq>`)
+		if r.Attr("type") != "result" {
+			t.Fatalf("set %s: %s", user, r)
+		}
+	}
+
+	set("dave")
+	if _, err := e.api("unregister", map[string]string{"user": "dave", "host": ejDomain}); err != nil {
+		t.Fatal(err)
+	}
+	if l := list(); strings.Contains(l, "dave@") {
+		t.Errorf("dave's overlay outlived his account: %s", l)
+	}
+
+	mark := bob.Mark()
+	set("alice")
+	bob.WaitFor(t, mark, 5*time.Second, "alice dnd", func(s Stanza) bool {
+		return s.IsPresence() && s.Attr("from") == alice.JID && s.Show() == "dnd" && s.Status() == "busy"
+	})
+	e.opts.NoModule = true
+	if err := e.writeConfig(); err != nil {
+		t.Fatal(err)
+	}
+	mark = bob.Mark()
+	if _, err := e.api("reload_config", map[string]any{}); err != nil {
+		t.Fatal(err)
+	}
+	bob.WaitFor(t, mark, 5*time.Second, "alice's own presence after the module was unloaded", func(s Stanza) bool {
+		return s.IsPresence() && s.Attr("from") == alice.JID && s.Show() == "" && s.Status() == "at my desk"
+	})
+	r := comp.IQ(t, `<iq type="get" id="d1" from="calendar.example.test" to="example.test"><query xmlns="http://jabber.org/protocol/disco#info"/></iq>`)
+	if strings.Contains(r.String(), "urn:presencegw:overlay:0") {
+		t.Errorf("disco#info still has the overlay feature after unloading: %s", r)
+	}
+}
