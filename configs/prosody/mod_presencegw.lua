@@ -193,7 +193,7 @@ local function disconnected(comp)
 	if grace_timers[comp] then grace_timers[comp]:stop(); end
 	grace_timers[comp] = module:add_timer(grace_period, function()
 		grace_timers[comp] = nil;
-		module:log("info", "%s stayed disconnected for %ds, withdrawing its overlays", comp, grace_period);
+		module:log("info", "%s stayed disconnected for %gs, withdrawing its overlays", comp, grace_period);
 		for user, ov in pairs(overlays) do
 			if ov.owner == comp then remove(user); end
 		end
