@@ -458,8 +458,10 @@ func TestOverlayEjabberdErrors(t *testing.T) {
 		{"unknown user", "set", `<overlay xmlns="%s" jid="nobody@example.test" show="dnd"/>`, "cancel", "item-not-found"},
 		{"clear unknown user", "set", `<clear xmlns="%s" jid="nobody@example.test"/>`, "cancel", "item-not-found"},
 		{"clear bad jid", "set", `<clear xmlns="%s" jid="alice@other.test"/>`, "modify", "bad-request"},
-		{"get overlay", "get", `<overlay xmlns="%s" jid="alice@example.test" show="dnd"/>`, "modify", "bad-request"},
-		{"set overlays", "set", `<overlays xmlns="%s"/>`, "modify", "bad-request"},
+		{"get overlay", "get", `<overlay xmlns="%s" jid="alice@example.test" show="dnd"/>`, "cancel", "feature-not-implemented"},
+		{"get clear", "get", `<clear xmlns="%s" jid="alice@example.test"/>`, "cancel", "feature-not-implemented"},
+		{"set overlays", "set", `<overlays xmlns="%s"/>`, "cancel", "feature-not-implemented"},
+		{"until month 13", "set", `<overlay xmlns="%s" jid="alice@example.test" show="dnd" until="2030-13-01T00:00:00Z"/>`, "modify", "bad-request"},
 		{"unknown child", "set", `<frob xmlns="%s"/>`, "cancel", "feature-not-implemented"},
 	} {
 		ejError(t, c.what, ejReq(t, p.comp, c.typ, fmt.Sprintf(c.payload, ejNS)), c.errType, c.cond)
@@ -499,4 +501,50 @@ func TestOverlayEjabberdRestartDropsOverlays(t *testing.T) {
 			t.Errorf("bob sees dnd after the restart: %s", s)
 		}
 	}
+}
+
+// A block (XEP-0191) wins: the blocked contact gets nothing on set, and
+// the person's sessions get no error for the skipped contact (the module
+// re-broadcasts with the session's own privacy check, as ejabberd's
+// broadcast does).
+func TestOverlayEjabberdBlock(t *testing.T) {
+	t.Parallel()
+	p := ejSetup(t, testenv.XMPPOptions{})
+	if r := p.desk.IQ(t, `<iq type="set" id="b1"><block xmlns="urn:xmpp:blocking"><item jid="bob@example.test"/></block></iq>`); r.Attr("type") != "result" {
+		t.Fatalf("block: %s", r)
+	}
+	// ejabberd 23.01 sends bob nothing on the block itself.
+	time.Sleep(500 * time.Millisecond)
+	m, dm, phm := p.pc.Mark(), p.desk.Mark(), p.phone.Mark()
+	ejResult(t, ejSet(t, p.comp, p.alice, "dnd", ejMeeting, ""))
+	ejSync(t, p.desk, p.desk, p.phone)
+	ejSync(t, p.phone, p.desk, p.phone)
+	for _, c := range []struct {
+		who  string
+		c    *testenv.XMPPClient
+		mark int
+	}{{"alice/desk", p.desk, dm}, {"alice/phone", p.phone, phm}} {
+		for _, s := range c.c.Received(c.mark) {
+			if s.IsPresence() {
+				t.Errorf("%s got a presence on set: %s", c.who, s)
+			}
+		}
+	}
+	// Messages from a blocking user are blocked too, so wait instead of
+	// syncing bob.
+	time.Sleep(time.Second)
+	for _, s := range p.pc.Received(m) {
+		if s.IsPresence() && testenv.Bare(s.Attr("from")) == p.alice && s.Attr("type") != "unavailable" {
+			t.Errorf("blocked bob got alice's presence: %s", s)
+		}
+	}
+
+	m = p.pc.Mark()
+	if r := p.desk.IQ(t, `<iq type="set" id="b2"><unblock xmlns="urn:xmpp:blocking"><item jid="bob@example.test"/></unblock></iq>`); r.Attr("type") != "result" {
+		t.Fatalf("unblock: %s", r)
+	}
+	// ejabberd 23.01 sends nothing on unblock either (Prosody does);
+	// alice's next presence reaches bob, overlaid.
+	p.phone.SendPresence(t, "", "", "after the unblock", 1)
+	ejSees(t, p.pc, m, p.phone.JID, "dnd", ejMeeting)
 }

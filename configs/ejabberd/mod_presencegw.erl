@@ -27,7 +27,7 @@
          terminate/2, code_change/3]).
 %% hooks and handlers
 -export([process_iq/1, decode_iq_subel/1, filter_packet/1,
-         disco_features/5, component_connected/1,
+         disco_features/5, component_connected/1, c2s_handle_info/2,
          component_disconnected/2, remove_user/2]).
 
 -include("logger.hrl").
@@ -102,6 +102,7 @@ init([Host, _Opts]) ->
     ejabberd_hooks:add(disco_local_features, Host, ?MODULE,
                        disco_features, 50),
     ejabberd_hooks:add(remove_user, Host, ?MODULE, remove_user, 50),
+    ejabberd_hooks:add(c2s_handle_info, Host, ?MODULE, c2s_handle_info, 50),
     gen_iq_handler:add_iq_handler(ejabberd_local, Host, ?NS, ?MODULE,
                                   process_iq),
     ?INFO_MSG("mod_presencegw started for ~ts", [Host]),
@@ -185,6 +186,7 @@ terminate(_Reason, #state{host = Host}) ->
     ejabberd_hooks:delete(disco_local_features, Host, ?MODULE,
                           disco_features, 50),
     ejabberd_hooks:delete(remove_user, Host, ?MODULE, remove_user, 50),
+    ejabberd_hooks:delete(c2s_handle_info, Host, ?MODULE, c2s_handle_info, 50),
     case gen_mod:is_loaded_elsewhere(Host, ?MODULE) of
         false ->
             ejabberd_hooks:delete(filter_packet, ?MODULE, filter_packet, 50),
@@ -196,12 +198,14 @@ terminate(_Reason, #state{host = Host}) ->
             ok
     end,
     %% Unloading the module withdraws this host's overlays, so contacts
-    %% get the users' own presence back.
+    %% get the users' own presence back. c2s_handle_info/2 is gone by
+    %% now, so the sessions re-send through ejabberd_c2s itself.
     case catch mnesia:dirty_match_object(
                  #presencegw_overlay{us = {'_', Host}, _ = '_'}) of
         Rows when is_list(Rows) ->
             lists:foreach(fun(#presencegw_overlay{us = US}) ->
-                                  catch clear(US)
+                                  catch mnesia:dirty_delete(?TAB, US),
+                                  catch resend_to_contacts(US)
                           end, Rows);
         _ ->
             ok   % mnesia already gone (the node is stopping)
@@ -276,15 +280,14 @@ request(Host, Owner, #iq{type = get,
     xmpp:make_iq_result(IQ, #xmlel{name = <<"overlays">>,
                                    attrs = [{<<"xmlns">>, ?NS}],
                                    children = Items});
-request(_Host, _Owner, #iq{lang = Lang,
+request(_Host, _Owner, #iq{type = Type, lang = Lang,
                            sub_els = [#xmlel{name = Name}]}) ->
-    case lists:member(Name, [<<"overlay">>, <<"clear">>, <<"overlays">>]) of
-        true ->
-            bad_request(<<"Unsupported request">>, Lang);
-        false ->
-            throw({iq_error, xmpp:err_feature_not_implemented(
-                               <<"Unknown request">>, Lang)})
-    end.
+    Txt = case lists:member(Name, [<<"overlay">>, <<"clear">>, <<"overlays">>]) of
+              true -> <<"<", Name/binary, "/> is not an IQ ",
+                        (atom_to_binary(Type, utf8))/binary>>;
+              false -> <<"Unknown request <", Name/binary, "/>">>
+          end,
+    throw({iq_error, xmpp:err_feature_not_implemented(Txt, Lang)}).
 
 %% The bare JID of the `jid` attribute, which must be on Host.
 person(Host, El, Lang) ->
@@ -394,28 +397,47 @@ overlay(Pres, #presencegw_overlay{show = Show, status = Status}) ->
 %%%===================================================================
 %%% Re-broadcast
 %%%===================================================================
-%% Each available session of the person re-sends its last presence (as
-%% the client sent it) to every from/both roster contact, one bare JID at
-%% a time through ejabberd_c2s:resend_presence/2: that routes it like
-%% directed presence (privacy lists apply), through filter_packet, so the
+%% Each of the person's sessions is asked to re-send its last presence (as
+%% the client sent it, pres_last) to its from/both roster contacts. The
+%% session does it in c2s_handle_info/2 below, in its own process, as its
+%% own broadcast does (ejabberd_c2s:broadcast_presence_available/3): the
+%% same roster, the same privacy check (a blocked contact is skipped
+%% silently), the same multicast route, through filter_packet, so each
 %% contact gets it with or without the overlay as the table now says. The
-%% person's own resources are sent nothing.
+%% person's own resources (their bare JID) are left out, and no
+%% user_send_packet hook runs, so the XEP-0356 feed gets nothing either.
 rebroadcast({U, S}) ->
-    case ejabberd_sm:get_session_sids(U, S) of
-        [] ->
-            ok;
-        Sids ->
-            Items = ejabberd_hooks:run_fold(roster_get, S, [], [{U, S}]),
-            Contacts = [J || #roster_item{jid = J, subscription = Sub} <- Items,
-                             Sub == from orelse Sub == both,
-                             not (J#jid.luser == U andalso J#jid.lserver == S)],
-            lists:foreach(
-              fun({_, Pid}) ->
-                      lists:foreach(fun(J) ->
-                                            ejabberd_c2s:resend_presence(Pid, J)
-                                    end, Contacts)
-              end, Sids)
-    end.
+    lists:foreach(fun({_, Pid}) -> ejabberd_cluster:send(Pid, ?MODULE) end,
+                  ejabberd_sm:get_session_sids(U, S)).
+
+%% The same without the hook, for terminate/2: ejabberd_c2s routes the
+%% last presence to each contact as directed presence. Unlike the above, a
+%% contact the person blocked gets the session a not-acceptable error.
+resend_to_contacts({U, S}) ->
+    Items = ejabberd_hooks:run_fold(roster_get, S, [], [{U, S}]),
+    Tos = [To || #roster_item{jid = To, subscription = Sub} <- Items,
+                 Sub == from orelse Sub == both,
+                 not (To#jid.luser == U andalso To#jid.lserver == S)],
+    lists:foreach(fun({_, Pid}) ->
+                          [ejabberd_c2s:resend_presence(Pid, To) || To <- Tos]
+                  end, ejabberd_sm:get_session_sids(U, S)).
+
+c2s_handle_info(#{jid := #jid{luser = U, lserver = S} = JID,
+                  pres_last := #presence{type = available} = Pres} = State,
+                ?MODULE) ->
+    Items = ejabberd_hooks:run_fold(roster_get, S, [], [{U, S}]),
+    Tos = [To || #roster_item{jid = To, subscription = Sub} <- Items,
+                 Sub == from orelse Sub == both,
+                 not (To#jid.luser == U andalso To#jid.lserver == S),
+                 ejabberd_hooks:run_fold(privacy_check_packet, S, allow,
+                                         [State, xmpp:set_to(Pres, To), out])
+                     == allow],
+    ejabberd_router_multicast:route_multicast(JID, S, Tos, Pres, false),
+    {stop, State};
+c2s_handle_info(State, ?MODULE) ->
+    {stop, State};   % no presence sent yet: nothing to re-send
+c2s_handle_info(State, _Info) ->
+    State.
 
 clear(US) ->
     case mnesia:dirty_read(?TAB, US) of

@@ -299,6 +299,8 @@ modules:
   mod_disco: {}
   mod_roster: {}
   mod_caps: {}
+  mod_privacy: {}
+  mod_blocking: {}
   mod_admin_extra: {}
   mod_http_api: {}
   mod_privilege:
