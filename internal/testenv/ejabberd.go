@@ -56,8 +56,9 @@ var (
 // (presence managed_entity, roster both, message outgoing); the overlay
 // module configs/ejabberd/mod_presencegw.erl, compiled for the test with
 // configs/ejabberd/build.sh and loaded from ERL_LIBS (unless
-// opts.NoModule), with grace_period from opts.GracePeriod; mod_http_api on
-// HTTPAddr /api, open to loopback for every command. c2s offers STARTTLS
+// opts.NoModule), with grace_period from opts.GracePeriod; mod_roster,
+// mod_privacy and mod_blocking (XEP-0191); mod_http_api on HTTPAddr /api,
+// open to loopback for every command (mod_admin_extra's too). c2s offers STARTTLS
 // with the testenv certificate (for 127.0.0.1 and localhost, not the
 // domain) but does not require it, and allows PLAIN without it. All ports,
 // including a private epmd's (ERL_EPMD_PORT; the VM is told not to start

@@ -1,8 +1,10 @@
 package testenv
 
 import (
+	"fmt"
 	"net"
 	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -120,5 +122,68 @@ func TestEjabberdModuleRemoveUserAndUnload(t *testing.T) {
 	r := comp.IQ(t, `<iq type="get" id="d1" from="calendar.example.test" to="example.test"><query xmlns="http://jabber.org/protocol/disco#info"/></iq>`)
 	if strings.Contains(r.String(), "urn:presencegw:overlay:0") {
 		t.Errorf("disco#info still has the overlay feature after unloading: %s", r)
+	}
+}
+
+// The example configuration for a real deployment
+// (configs/ejabberd/ejabberd.yml) loads on ejabberd 23.01 with the module:
+// the harness's server is restarted on it, with only the ports, host
+// names, certificate and secret replaced, and /api/status allowed for the
+// harness's readiness check.
+func TestEjabberdExampleConfigLoads(t *testing.T) {
+	t.Parallel()
+	srv := StartEjabberd(t, XMPPOptions{})
+	e := srv.impl.(*ejabberd)
+	srv.Stop(t)
+
+	example, err := os.ReadFile(filepath.Join(repoEjabberdDir(t), "ejabberd.yml"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	s2s, err := freePorts(1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg := string(example)
+	for _, r := range [][2]string{
+		{"port: 5222\n", fmt.Sprintf("port: %d\n", e.c2sPort)},
+		{"port: 5269\n", fmt.Sprintf("port: %d\n", s2s[0])},
+		{"port: 5347\n", fmt.Sprintf("port: %d\n", e.componentPort)},
+		{"port: 5280\n", fmt.Sprintf("port: %d\n", e.httpPort)},
+		{`ip: "::"`, `ip: "127.0.0.1"`},
+		{"/etc/ejabberd/ejabberd.pem", e.certPath()},
+		{"CHANGE-ME-long-random-secret", e.secret},
+		{"example.com", ejDomain},
+		{"      - connected_users_info\n", "      - connected_users_info\n      - status\n"},
+	} {
+		if !strings.Contains(cfg, r[0]) {
+			t.Fatalf("the example config no longer has %q", r[0])
+		}
+		cfg = strings.ReplaceAll(cfg, r[0], r[1])
+	}
+	if err := os.WriteFile(e.configPath(), []byte(cfg), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	srv.Start(t)
+
+	comp := DialComponent(t, srv)
+	r := comp.IQ(t, `<iq type="get" id="d1" from="calendar.example.test" to="example.test"><query xmlns="http://jabber.org/protocol/disco#info"/></iq>`)
+	if !strings.Contains(r.String(), "urn:presencegw:overlay:0") {
+		t.Errorf("disco#info lacks the overlay feature: %s", r)
+	}
+	r = comp.IQ(t, `<iq type="get" id="l1" from="calendar.example.test" to="example.test"><overlays xmlns="urn:presencegw:overlay:0"/></iq>`)
+	if r.Attr("type") != "result" {
+		t.Errorf("the component cannot list: %s", r)
+	}
+	if out, err := e.api("connected_users_info", map[string]any{}); err != nil || out != "[]" {
+		t.Errorf("connected_users_info: %q, %v", out, err)
+	}
+	if _, err := e.api("registered_users", map[string]string{"host": ejDomain}); err == nil {
+		t.Errorf("the example's API allows registered_users, want only connected_users_info")
+	}
+	for _, bad := range []string{"[error]", "[critical]", "Granting no permissions"} {
+		if strings.Contains(srv.Log(), bad) {
+			t.Errorf("the log has %q:\n%s", bad, srv.Log())
+		}
 	}
 }
