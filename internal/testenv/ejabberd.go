@@ -369,8 +369,10 @@ func (e *ejabberd) launch() error {
 	cmd.Env = e.env()
 	cmd.Stdout, cmd.Stderr = out, out
 	// Its own process group: stop kills the VM's helpers (erl_child_setup,
-	// inet_gethost) with it.
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	// inet_gethost) with it. Pdeathsig (kept across erl's execs of
+	// erlexec and beam.smp) kills the VM if the test binary dies without
+	// cleaning up, e.g. on a test timeout.
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
 	err = cmd.Start()
 	out.Close()
 	if err != nil {
@@ -405,7 +407,7 @@ func (e *ejabberd) launchEpmd() error {
 	}
 	cmd := exec.Command(e.epmd, "-port", strconv.Itoa(e.epmdPort), "-address", "127.0.0.1")
 	cmd.Stdout, cmd.Stderr = out, out
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
 	err = cmd.Start()
 	out.Close()
 	if err != nil {
