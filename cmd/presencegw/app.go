@@ -35,7 +35,8 @@ type app struct {
 	dir   *ldapmap.Directory
 	ldap  []*ldapmap.LDAPSource
 	demo  bool
-	// presence and calendar are nil without a calendar source.
+	// presence is nil without a calendar source and without an XMPP
+	// component; calendar is nil without a calendar source.
 	presence *presence.Engine
 	calendar presence.CalendarSource
 }
@@ -91,12 +92,17 @@ func openApp(cfg *config.Config, demo bool, log *slog.Logger) (*app, error) {
 	return a, nil
 }
 
-// openPresence starts the presence engine when there is a calendar
-// source, tracking every mailbox the directory resolves to.
+// openPresence makes the presence engine, tracking every mailbox the
+// directory resolves to, when something feeds it: a calendar source, the
+// XMPP component's live presence, or both. Live presence alone still
+// answers lookups; only a calendar source has a poller (a.calendar).
 func (a *app) openPresence() error {
 	src, err := calendarSource(a.cfg, a.demo, a.log)
-	if err != nil || src == nil {
+	if err != nil {
 		return err
+	}
+	if src == nil && a.cfg.XMPP == nil {
+		return nil
 	}
 	pol, err := policyFrom(a.cfg.Policy)
 	if err != nil {
@@ -114,6 +120,12 @@ func (a *app) openPresence() error {
 	a.calendar = src
 	a.dir.OnRebuild(func(ix *ldapmap.Index) { a.presence.Track(ix.Mailboxes()) })
 	return nil
+}
+
+// backend is the web layer's (and the XMPP component's) view of the
+// directory and the engine.
+func (a *app) backend() backend {
+	return backend{dir: a.dir, presence: a.presence, noCalendar: a.calendar == nil}
 }
 
 func (a *app) close() {
@@ -145,8 +157,8 @@ func runDemo(ctx context.Context, args []string, _, errOut io.Writer) error {
 }
 
 // serve runs the gateway until ctx ends, then shuts down gracefully:
-// in-flight requests get ten seconds, syncs are cancelled, the store is
-// closed last.
+// in-flight requests get ten seconds, syncs, the poller and the XMPP
+// component are stopped and waited for, the store is closed last.
 func serve(ctx context.Context, path, listen string, errOut io.Writer) error {
 	cfg, err := loadConfig(path)
 	if err != nil {
@@ -178,6 +190,15 @@ func serve(ctx context.Context, path, listen string, errOut io.Writer) error {
 			return err
 		}
 	}
+	bot, err := a.newBot()
+	if err != nil {
+		return err
+	}
+	if bot != nil {
+		if err := bot.RegisterMetrics(reg); err != nil {
+			return err
+		}
+	}
 	ln, err := net.Listen("tcp", listen)
 	if err != nil {
 		return fmt.Errorf("listen: %w", err)
@@ -188,7 +209,7 @@ func serve(ctx context.Context, path, listen string, errOut io.Writer) error {
 	if err != nil {
 		return err
 	}
-	handler, err := web.New(opts, backend{dir: a.dir, presence: a.presence}, a.ready, reg, reg)
+	handler, err := web.New(opts, a.backend(), a.ready, reg, reg)
 	if err != nil {
 		return err
 	}
@@ -212,13 +233,27 @@ func serve(ctx context.Context, path, listen string, errOut io.Writer) error {
 	if a.presence != nil {
 		changes, stop := a.presence.Subscribe(1024)
 		defer stop()
+		go logChanges(log, changes)
+	}
+	if a.calendar != nil {
 		go func() {
 			defer close(pollDone)
 			a.presence.Run(ctx, a.calendar)
 		}()
-		go logChanges(log, changes)
 	} else {
 		close(pollDone)
+	}
+	// The component is not part of /readyz: a chat server outage must not
+	// take the HTTP API out of rotation. doctor and the metrics report it.
+	botDone := make(chan struct{})
+	if bot != nil {
+		log.Info("xmpp component starting", "server", cfg.XMPP.Server, "jid", cfg.XMPP.JID, "hosts", cfg.XMPP.Hosts)
+		go func() {
+			defer close(botDone)
+			bot.Run(ctx)
+		}()
+	} else {
+		close(botDone)
 	}
 	serveErr := make(chan error, 1)
 	go func() { serveErr <- srv.Serve(ln) }()
@@ -233,6 +268,7 @@ func serve(ctx context.Context, path, listen string, errOut io.Writer) error {
 		cancel()
 		<-dirDone
 		<-pollDone
+		<-botDone
 		return fmt.Errorf("http server: %w", err)
 	}
 	shutdownCtx, done := context.WithTimeout(context.Background(), 10*time.Second)
@@ -241,6 +277,7 @@ func serve(ctx context.Context, path, listen string, errOut io.Writer) error {
 	cancel()
 	<-dirDone
 	<-pollDone
+	<-botDone
 	if err != nil {
 		return fmt.Errorf("shutdown: %w", err)
 	}

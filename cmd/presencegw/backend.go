@@ -17,7 +17,10 @@ import (
 // engine: the one place that knows both.
 type backend struct {
 	dir      *ldapmap.Directory
-	presence *presence.Engine // nil without a calendar source
+	presence *presence.Engine // nil without a calendar source and an XMPP component
+	// noCalendar is set when only live chat presence feeds the engine:
+	// there are then no calendar facts that could be stale.
+	noCalendar bool
 }
 
 // Lookup implements web.Backend.
@@ -41,7 +44,7 @@ func (b backend) entry(r ldapmap.Resolution) web.Entry {
 		e.Name, e.Mailbox = r.Person.Name, strings.ToLower(r.Person.MailboxID)
 		if b.presence != nil && r.Person.MailboxID != "" {
 			if out, changed, stale, ok := b.presence.Lookup(r.Person.MailboxID); ok {
-				e.Presence, e.Updated, e.Stale = out, changed, stale
+				e.Presence, e.Updated, e.Stale = out, changed, stale && !b.noCalendar
 			}
 		}
 	}

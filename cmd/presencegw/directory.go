@@ -73,14 +73,7 @@ func runResolve(ctx context.Context, args []string, out, errOut io.Writer) error
 			}
 			continue
 		}
-		fmt.Fprint(out, r.String())
-		if pres != nil {
-			line := string(pres.State)
-			if pres.Status != "" {
-				line += " · " + pres.Status
-			}
-			fmt.Fprintf(out, "  %-11s %s (%s)\n", "presence:", line, pres.Source)
-		}
+		fmt.Fprint(out, explain(r, pres))
 		for _, l := range liveRes {
 			if l.Error != "" {
 				fmt.Fprintf(out, "  %-11s %s: %s\n", "live:", l.Source, l.Error)
@@ -101,9 +94,10 @@ func runResolve(ctx context.Context, args []string, out, errOut io.Writer) error
 }
 
 // presenceOf reads the calendar of a resolved person now and derives
-// their presence; nil without a calendar source or a person.
+// their presence; nil without a calendar source or a person. (The CLI
+// has no live chat presence: without a calendar there is nothing to say.)
 func (a *app) presenceOf(ctx context.Context, r ldapmap.Resolution) (*rules.Output, error) {
-	if a.presence == nil || r.Person == nil || r.Person.MailboxID == "" {
+	if a.presence == nil || a.calendar == nil || r.Person == nil || r.Person.MailboxID == "" {
 		return nil, nil
 	}
 	if err := a.presence.Refresh(ctx, a.calendar, r.Person.MailboxID); err != nil {
@@ -344,6 +338,9 @@ func runDoctor(ctx context.Context, args []string, out, errOut io.Writer) error 
 			continue
 		}
 		fmt.Fprintf(out, "ldap %s: ok\n", s.Name())
+	}
+	if !a.doctorXMPP(ctx, out) {
+		failed = true
 	}
 	if failed {
 		return fmt.Errorf("some checks failed")

@@ -44,6 +44,8 @@ type Config struct {
 	Policy   Policy   `yaml:"policy"`
 	// Web configures the HTTP API: who may ask, and what they see.
 	Web Web `yaml:"web"`
+	// XMPP configures the XMPP component; none runs when absent.
+	XMPP *XMPP `yaml:"xmpp"`
 
 	// path is the file the config came from; lines maps field paths
 	// ("ldap[0].url") to their line there. Both feed error messages of
@@ -381,6 +383,7 @@ func (c *Config) applyDefaults() {
 	}
 	c.applyCalendarDefaults()
 	c.applyWebDefaults()
+	c.applyXMPPDefaults()
 	base := filepath.Dir(c.path)
 	for i := range c.Files {
 		if c.Files[i].Path != "" && !filepath.IsAbs(c.Files[i].Path) && c.path != "" {
@@ -462,6 +465,7 @@ func def(s *string, v string) {
 func (c *Config) validate(p *Problems) {
 	c.validateCalendar(p)
 	c.validateWeb(p)
+	c.validateXMPP(p)
 	if _, _, err := net.SplitHostPort(c.Listen); err != nil {
 		p.Add("listen", "must be host:port: %v", err)
 	}

@@ -1,0 +1,341 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"maps"
+	"slices"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/presencegw/presencegw/internal/config"
+	"github.com/presencegw/presencegw/internal/presence"
+	"github.com/presencegw/presencegw/internal/store"
+	"github.com/presencegw/presencegw/ldapmap"
+	"github.com/presencegw/presencegw/rules"
+	"github.com/presencegw/presencegw/web"
+	"github.com/presencegw/presencegw/xmppbot"
+)
+
+// The real parts are what the component asks for.
+var (
+	_ xmppbot.Engine    = (*presence.Engine)(nil)
+	_ xmppbot.Store     = (*store.DB)(nil)
+	_ xmppbot.Lookup    = backend{}
+	_ xmppbot.Directory = botDirectory{}
+	_ xmppbot.Admin     = botAdmin{}
+)
+
+// xmppConfig turns the xmpp section into the component's settings (its
+// secret read now), without the parts only a running gateway has.
+func xmppConfig(x *config.XMPP, log *slog.Logger) (xmppbot.Config, error) {
+	secret, err := config.Secret(x.SecretFile, x.SecretEnv)
+	if err != nil {
+		return xmppbot.Config{}, fmt.Errorf("xmpp secret: %w", err)
+	}
+	if secret == "" {
+		return xmppbot.Config{}, errors.New("xmpp secret: is empty")
+	}
+	vis, err := web.ParseVisibility(x.Visibility)
+	if err != nil {
+		return xmppbot.Config{}, fmt.Errorf("xmpp: %w", err)
+	}
+	return xmppbot.Config{Server: x.Server, JID: x.JID, Secret: []byte(secret), Hosts: slices.Clone(x.Hosts),
+		SendRate: x.SendRate, Burst: x.Burst, ReconnectMax: x.ReconnectMax.D(), Grace: x.Grace.D(),
+		Admins: slices.Clone(x.Admins), Visibility: vis, Logger: log}, nil
+}
+
+// newBot wires the XMPP component: the engine it publishes and feeds, the
+// directory between mailboxes and JIDs, the store for what it published,
+// the web layer's lookups and the admin commands. Nil when no xmpp
+// section is configured.
+func (a *app) newBot() (*xmppbot.Bot, error) {
+	if a.cfg.XMPP == nil {
+		return nil, nil
+	}
+	if a.presence == nil {
+		return nil, errors.New("xmpp: no presence engine") // openPresence makes one for the component
+	}
+	xc, err := xmppConfig(a.cfg.XMPP, a.log)
+	if err != nil {
+		return nil, err
+	}
+	xc.Lookup = a.backend()
+	xc.Admin = botAdmin{a: a}
+	return xmppbot.New(xc, a.presence, botDirectory{dir: a.dir}, a.store)
+}
+
+// botDirectory maps between mailboxes and JIDs for the component.
+type botDirectory struct{ dir *ldapmap.Directory }
+
+// JIDOf is the JID the mailbox's address resolves to, when that address
+// is the mailbox owner's (an address another person holds is not theirs
+// to publish to).
+func (d botDirectory) JIDOf(mailbox string) (string, bool) {
+	r := d.dir.Resolve(mailbox)
+	if r.Status != ldapmap.StatusResolved || r.JID == "" {
+		return "", false
+	}
+	if r.Person != nil && r.Person.MailboxID != "" && !strings.EqualFold(r.Person.MailboxID, mailbox) {
+		return "", false
+	}
+	return r.JID, true
+}
+
+// MailboxOf is the mailbox of the person a bare JID resolves to, lower
+// case as the engine and the web layer key it.
+func (d botDirectory) MailboxOf(bareJID string) (string, bool) {
+	r := d.dir.ResolveJID(bareJID)
+	if r.Status != ldapmap.StatusResolved || r.Person == nil || r.Person.MailboxID == "" {
+		return "", false
+	}
+	return strings.ToLower(r.Person.MailboxID), true
+}
+
+// botAdmin runs the component's admin commands.
+type botAdmin struct{ a *app }
+
+// Explain is what 'presencegw resolve' prints for the address, with the
+// person's presence as the running engine has it.
+func (b botAdmin) Explain(address string) string {
+	r := b.a.dir.Resolve(address)
+	var pres *rules.Output
+	if e := b.a.presence; e != nil && r.Person != nil && r.Person.MailboxID != "" {
+		if out, ok := e.Get(r.Person.MailboxID); ok {
+			pres = &out
+		}
+	}
+	return explain(r, pres)
+}
+
+// Sync runs an incremental directory sync and summarises it, one line a
+// source and one for the index.
+func (b botAdmin) Sync(ctx context.Context) (string, error) {
+	start := time.Now()
+	results, err := b.a.dir.SyncIncremental(ctx)
+	return syncSummary(b.a.dir, results, time.Since(start)), err
+}
+
+// syncSummary says what a sync did, in a few lines for a chat window.
+func syncSummary(dir *ldapmap.Directory, results []ldapmap.SourceResult, took time.Duration) string {
+	var sb strings.Builder
+	for _, r := range results {
+		if r.Err != nil {
+			fmt.Fprintf(&sb, "%s: FAILED: %v (last good entries kept)\n", r.Source, r.Err)
+			continue
+		}
+		if r.Full {
+			fmt.Fprintf(&sb, "%s: full read, %d people, %d removed, %.2fs\n", r.Source, r.Stats.People, r.Removed, r.Duration.Seconds())
+		} else {
+			fmt.Fprintf(&sb, "%s: %d changed, %d removed, %.2fs\n", r.Source, r.Changed, r.Removed, r.Duration.Seconds())
+		}
+	}
+	people, addrs := dir.Index().Len()
+	conflicts := dir.Conflicts()
+	unresolved := 0
+	for _, c := range conflicts {
+		if c.Winner < 0 {
+			unresolved++
+		}
+	}
+	fmt.Fprintf(&sb, "index: %d people, %d addresses, %d conflicts (%d unresolved), %.2fs", people, addrs, len(conflicts), unresolved, took.Seconds())
+	return sb.String()
+}
+
+// explain is the resolve command's text for one address: the directory's
+// explanation, then the person's presence when known.
+func explain(r ldapmap.Resolution, pres *rules.Output) string {
+	s := r.String()
+	if pres != nil {
+		line := string(pres.State)
+		if pres.Status != "" {
+			line += " · " + pres.Status
+		}
+		s += fmt.Sprintf("  %-11s %s (%s)\n", "presence:", line, pres.Source)
+	}
+	return s
+}
+
+// xmppProbeTimeout bounds doctor's XMPP check: a handshake, the
+// permission advertisement (up to 3 s when the server sends none) and a
+// disco#info per host.
+var xmppProbeTimeout = 5 * time.Second
+
+// probeXMPP connects once as the configured component and reports what
+// the server granted, then hangs up.
+//
+// xmppbot has no one-shot check, so this runs a Bot, with an engine and a
+// directory that know nobody, and no store. A Bot that completes its
+// set-up reconciles the server's overlays with its own (empty) wishes,
+// which would clear every overlay the running gateway set (ejabberd lets
+// a second connection of the component in). So its logger holds every
+// log call made once the link is up: the first is the set-up's own
+// "connected" line, made before anything is published. The probe then
+// reads Status and closes the link; the held goroutine stays parked
+// until the process ends (doctor exits right after).
+func probeXMPP(ctx context.Context, xc xmppbot.Config, timeout time.Duration) (xmppbot.State, error) {
+	next := slog.DiscardHandler
+	if xc.Logger != nil {
+		next = xc.Logger.Handler()
+	}
+	h := holdWhenUp{&holdState{up: make(chan struct{})}, next}
+	xc.Logger = slog.New(h)
+	xc.Lookup, xc.Admin = nil, nil
+	bot, err := xmppbot.New(xc, idleEngine{}, noDirectory{}, nil)
+	if err != nil {
+		return xmppbot.State{}, err
+	}
+	h.bot.Store(bot)
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel() // closes the link
+	go bot.Run(ctx)
+	deadline := time.NewTimer(timeout)
+	defer deadline.Stop()
+	tick := time.NewTicker(20 * time.Millisecond)
+	defer tick.Stop()
+	for {
+		select {
+		case <-h.up:
+			return bot.Status(), nil
+		case <-tick.C:
+			if st := bot.Status(); st.LastError != "" {
+				return st, errors.New(st.LastError)
+			}
+		case <-deadline.C:
+			return bot.Status(), fmt.Errorf("no component handshake with %s within %s", xc.Server, timeout)
+		case <-ctx.Done():
+			return bot.Status(), ctx.Err()
+		}
+	}
+}
+
+// holdWhenUp is probeXMPP's logger: it passes records on until the Bot
+// reports its link up, then holds every log call for good.
+type holdWhenUp struct {
+	*holdState
+	next slog.Handler
+}
+
+// holdState is shared by a holdWhenUp and those made from it by WithAttrs
+// and WithGroup.
+type holdState struct {
+	bot  atomic.Pointer[xmppbot.Bot]
+	up   chan struct{}
+	once sync.Once
+}
+
+func (h holdWhenUp) Enabled(context.Context, slog.Level) bool { return true }
+
+func (h holdWhenUp) Handle(ctx context.Context, r slog.Record) error {
+	if h.linkUp() {
+		h.once.Do(func() { close(h.up) })
+		select {} // never returns: see probeXMPP
+	}
+	if !h.next.Enabled(ctx, r.Level) {
+		return nil
+	}
+	return h.next.Handle(ctx, r)
+}
+
+func (h holdWhenUp) WithAttrs(as []slog.Attr) slog.Handler {
+	return holdWhenUp{h.holdState, h.next.WithAttrs(as)}
+}
+
+func (h holdWhenUp) WithGroup(name string) slog.Handler {
+	return holdWhenUp{h.holdState, h.next.WithGroup(name)}
+}
+
+// linkUp asks the Bot whether its link is up, giving up after a moment
+// should the caller hold the Bot's lock while logging.
+func (s *holdState) linkUp() bool {
+	select {
+	case <-s.up:
+		return true
+	default:
+	}
+	b := s.bot.Load()
+	if b == nil {
+		return false
+	}
+	res := make(chan bool, 1)
+	go func() { res <- b.Status().Connected }()
+	select {
+	case up := <-res:
+		return up
+	case <-time.After(100 * time.Millisecond):
+		return false
+	}
+}
+
+// idleEngine is an engine that knows nobody, for probeXMPP.
+type idleEngine struct{}
+
+func (idleEngine) Subscribe(int) (<-chan presence.Change, func()) {
+	ch := make(chan presence.Change)
+	var once sync.Once
+	return ch, func() { once.Do(func() { close(ch) }) }
+}
+func (idleEngine) Get(string) (rules.Output, bool) { return rules.Output{State: rules.Unknown}, false }
+func (idleEngine) Mailboxes() []string             { return nil }
+func (idleEngine) SetChat(string, rules.Chat)      {}
+func (idleEngine) SetOptOut(string, bool) error    { return errors.New("not available while probing") }
+func (idleEngine) OptedOut(string) bool            { return false }
+
+// noDirectory is a directory that knows nobody, for probeXMPP.
+type noDirectory struct{}
+
+func (noDirectory) JIDOf(string) (string, bool)     { return "", false }
+func (noDirectory) MailboxOf(string) (string, bool) { return "", false }
+
+// doctorXMPP checks the XMPP component's link for doctor; false when it
+// failed.
+func (a *app) doctorXMPP(ctx context.Context, out io.Writer) bool {
+	x := a.cfg.XMPP
+	if x == nil {
+		fmt.Fprintln(out, "xmpp: not configured (no xmpp section: no component)")
+		return true
+	}
+	name := fmt.Sprintf("xmpp %s at %s", x.JID, x.Server)
+	xc, err := xmppConfig(x, a.log)
+	if err != nil {
+		fmt.Fprintf(out, "%s: FAILED: %v\n", name, err)
+		return false
+	}
+	st, err := probeXMPP(ctx, xc, xmppProbeTimeout)
+	if err != nil {
+		msg := err.Error()
+		if strings.Contains(msg, "conflict") {
+			msg += " (is the gateway running and connected already? the server lets one component connection in)"
+		}
+		fmt.Fprintf(out, "%s: FAILED: %s\n", name, msg)
+		return false
+	}
+	fmt.Fprintf(out, "%s: connected\n", name)
+	perms := "none"
+	if len(st.Privileges) > 0 {
+		var l []string
+		for _, k := range slices.Sorted(maps.Keys(st.Privileges)) {
+			l = append(l, k+"="+st.Privileges[k])
+		}
+		perms = strings.Join(l, ", ")
+	}
+	fmt.Fprintf(out, "xmpp permissions (XEP-0356): %s\n", perms)
+	hosts := strings.Join(x.Hosts, ", ")
+	if st.Overlay {
+		fmt.Fprintf(out, "xmpp overlay module: answered on %s\n", hosts)
+	} else {
+		fmt.Fprintf(out, "xmpp overlay module: did not answer on %s\n", hosts)
+	}
+	for _, o := range st.Off {
+		fmt.Fprintf(out, "xmpp feature off: %s\n", o)
+	}
+	if len(st.Off) == 0 {
+		fmt.Fprintln(out, "xmpp features: all on")
+	}
+	return true
+}
