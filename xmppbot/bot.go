@@ -145,6 +145,7 @@ type Bot struct {
 	live *live
 	pub  *publisher
 	met  *metrics
+	ans  *answers // lookups and commands (answer.go)
 
 	mu    sync.Mutex
 	conn  *conn // nil while disconnected
@@ -179,6 +180,7 @@ func New(cfg Config, engine Engine, dir Directory, st Store) (*Bot, error) {
 		b.hosts[strings.ToLower(h)] = true
 	}
 	b.live = newLive(b)
+	b.ans = newAnswers(b)
 	var err error
 	if b.pub, err = newPublisher(b, st); err != nil {
 		return nil, err
@@ -431,6 +433,7 @@ type privAdvert struct {
 func (c *conn) handleMessage(rw xmlstream.TokenReadEncoder, start *xml.StartElement) error {
 	var m struct {
 		From      string `xml:"from,attr"`
+		ID        string `xml:"id,attr"`
 		Type      string `xml:"type,attr"`
 		Body      string `xml:"body"`
 		Privilege *struct {
@@ -458,7 +461,7 @@ func (c *conn) handleMessage(rw xmlstream.TokenReadEncoder, start *xml.StartElem
 		}
 		return nil
 	}
-	return c.bot.handleChat(rw, m.From, m.Type, m.Body)
+	return c.bot.handleChat(rw, m.From, m.ID, m.Type, m.Body)
 }
 
 // Namespaces the component speaks.
