@@ -74,6 +74,11 @@ type Config struct {
 	Grace time.Duration
 	// Logger gets connection events; nil discards.
 	Logger *slog.Logger
+	// SessionsAPI is ejabberd's mod_http_api base URL (e.g.
+	// http://127.0.0.1:5280/api): ejabberd 23.01 sends no presence
+	// snapshot when the component connects, so the online sessions are
+	// read from there. Not needed for Prosody.
+	SessionsAPI string
 
 	// Admins are the bare JIDs allowed the admin commands (resolve, sync).
 	Admins []string
@@ -337,7 +342,17 @@ func (c *conn) setup(ctx context.Context) error {
 	if _, ok := privs["presence"]; ok {
 		// Prosody (privilege:2) sends everyone's current presence on
 		// connect; ejabberd 23.01 (privilege:1) does not.
-		b.live.connected(adv.ns == NSPrivilege2)
+		snapshot := adv.ns == NSPrivilege2
+		b.live.connected(snapshot)
+		switch {
+		case snapshot:
+		case b.cfg.SessionsAPI != "":
+			if err := b.live.seed(ctx, b.cfg.SessionsAPI); err != nil {
+				b.log.Warn("xmpp: reading the online sessions failed; live presence fills in as people change it", "err", err)
+			}
+		default:
+			b.log.Warn("xmpp: the server sends no presence snapshot on connect and no sessions_api is configured: people online before the component connected count as offline until they change their presence")
+		}
 	}
 	return nil
 }

@@ -2,6 +2,7 @@ package xmppbot_test
 
 import (
 	"context"
+	"fmt"
 	"io"
 	"log/slog"
 	"net"
@@ -154,6 +155,9 @@ func (w *world) startBot(cfg xmppbot.Config) {
 	cfg.JID = w.srv.ComponentJID
 	cfg.Secret = []byte(w.srv.ComponentSecret)
 	cfg.Hosts = []string{w.srv.Domain}
+	if w.srv.Kind == "ejabberd" {
+		cfg.SessionsAPI = "http://" + w.srv.HTTPAddr + "/api"
+	}
 	if testing.Verbose() {
 		cfg.Logger = slog.New(slog.NewTextHandler(testWriter{w.t}, &slog.HandlerOptions{Level: slog.LevelDebug}))
 	}
@@ -351,6 +355,16 @@ func waitView(t *testing.T, c *testenv.XMPPClient, of string, want shown, timeou
 			return time.Now()
 		}
 		if time.Now().After(deadline) {
+			for _, s := range c.Received(0) {
+				if s.IsPresence() && testenv.Bare(s.Attr("from")) == of {
+					got = append(got, s.At.Format("15:04:05.000 ")+s.String())
+				}
+			}
+			select {
+			case <-c.Done():
+				got = append(got, fmt.Sprintf("(%s's session ended: %v)", c.JID, c.Err()))
+			default:
+			}
 			t.Fatalf("%s does not show %s as %q %q within %v under every client rule:\n%s", c.JID, of, want.Show, want.Status, timeout, strings.Join(got, "\n"))
 		}
 		time.Sleep(10 * time.Millisecond)
@@ -413,5 +427,148 @@ func TestCalendarPresenceEveryClientShows(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+// TestScenario walks one meeting day on each server: what the person
+// sets by hand passes, late contacts see the overlay, non-contacts see
+// nothing, the component's link is cut, the gateway dies, the server
+// restarts during out-of-office.
+func TestScenario(t *testing.T) {
+	for _, s := range servers {
+		t.Run(s.name, func(t *testing.T) {
+			srv := s.start(t, testenv.XMPPOptions{Users: []string{"alice", "bob", "carol"}, GracePeriod: 3 * time.Second})
+			w := newWorld(t, srv, "alice", "bob", "carol")
+			alice := "alice@" + srv.Domain
+			desk := testenv.DialXMPP(t, srv, "alice", "desk")
+			phone := testenv.DialXMPP(t, srv, "alice", "phone")
+			bob := testenv.DialXMPP(t, srv, "bob", "pc")
+			carol := testenv.DialXMPP(t, srv, "carol", "laptop")
+			desk.SendPresence(t, "", "", "at my desk", 10)
+			phone.SendPresence(t, "", "", "", 5)
+			bob.SendPresence(t, "", "", "", 0)
+			carol.SendPresence(t, "", "", "", 0)
+			testenv.MakeContacts(t, desk, bob)
+			w.startBot(xmppbot.Config{})
+			parent := t // clients made in a subtest must outlive it
+
+			now := time.Now()
+			end := now.Add(time.Hour).Truncate(time.Minute)
+			busy := shown{Show: "dnd", Status: "In a meeting until " + end.UTC().Format("15:04")}
+			w.meeting("alice", now.Add(-time.Minute), end)
+			waitView(t, bob, alice, busy, 5*time.Second)
+
+			t.Run("hand-set away passes unchanged", func(t *testing.T) {
+				desk.SendPresence(t, "", "away", "lunch", 10)
+				waitFor(t, "bob sees desk away", func() bool {
+					r := viewOf(bob, alice).resources[desk.JID]
+					return r.Show == "away" && r.Status == "lunch"
+				})
+				if r := viewOf(bob, alice).resources[phone.JID]; r.Show != "dnd" {
+					t.Errorf("phone as bob sees it: %+v, want still dnd", r)
+				}
+				waitFor(t, "the engine learns alice's own away", func() bool {
+					out, _ := w.engine.Get("alice@" + mailDomain)
+					return out.State == rules.Away && out.Source == rules.SourceManual
+				})
+			})
+			t.Run("hand-set dnd with own text passes unchanged", func(t *testing.T) {
+				desk.SendPresence(t, "", "dnd", "focus time", 10)
+				waitFor(t, "bob sees desk's own dnd", func() bool {
+					r := viewOf(bob, alice).resources[desk.JID]
+					return r.Show == "dnd" && r.Status == "focus time"
+				})
+			})
+			t.Run("a new status text during the meeting is overlaid", func(t *testing.T) {
+				desk.SendPresence(t, "", "", "back at my desk", 10)
+				waitView(t, bob, alice, busy, 3*time.Second)
+			})
+			t.Run("a contact coming online mid-meeting sees it", func(t *testing.T) {
+				tablet := testenv.DialXMPP(t, srv, "bob", "tablet")
+				tablet.SendPresence(t, "", "", "", 0)
+				waitView(t, tablet, alice, busy, 3*time.Second)
+			})
+			t.Run("a non-contact sees nothing", func(t *testing.T) {
+				for _, st := range carol.Received(0) {
+					if st.IsPresence() && testenv.Bare(st.Attr("from")) == alice {
+						t.Errorf("carol received %s", st.String())
+					}
+				}
+			})
+			t.Run("link cut mid-meeting: reconnect within grace keeps it", func(t *testing.T) {
+				before := w.bot.Status().Since
+				w.proxy.cut()
+				waitFor(t, "the component reconnects", func() bool {
+					st := w.bot.Status()
+					return st.Connected && st.Since.After(before)
+				})
+				mark := bob.Mark()
+				time.Sleep(4 * time.Second) // past the server's grace period
+				waitView(t, bob, alice, busy, time.Second)
+				for _, st := range bob.Received(mark) {
+					if st.IsPresence() && testenv.Bare(st.Attr("from")) == alice && st.Show() != "dnd" {
+						t.Errorf("bob saw a flap after a quick reconnect: %s", st.String())
+					}
+				}
+			})
+			t.Run("gateway killed mid-meeting: withdrawn after the grace period", func(t *testing.T) {
+				w.stopBot()
+				w.proxy.cut()
+				waitView(t, bob, alice, shown{Show: ""}, 8*time.Second)
+			})
+			t.Run("gateway restarted: the meeting is back", func(t *testing.T) {
+				w.startBot(xmppbot.Config{})
+				waitView(t, bob, alice, busy, 5*time.Second)
+			})
+			t.Run("meeting over, out of office; server restart republishes", func(t *testing.T) {
+				w.meeting("alice", now.Add(-2*time.Hour), now.Add(-time.Hour))
+				w.oof("alice", "On holiday\nCall Dave for anything urgent")
+				oof := shown{Show: "xa", Status: "Out of office: On holiday"}
+				waitView(t, bob, alice, oof, 5*time.Second)
+
+				srv.Stop(t)
+				srv.Start(t)
+				desk = testenv.DialXMPP(parent, srv, "alice", "desk")
+				bob = testenv.DialXMPP(parent, srv, "bob", "pc")
+				desk.SendPresence(t, "", "", "at my desk", 10)
+				bob.SendPresence(t, "", "", "", 0)
+				waitView(t, bob, alice, oof, 20*time.Second)
+			})
+			t.Run("calendar off stops automatic states", func(t *testing.T) {
+				defer func() {
+					if t.Failed() {
+						t.Log(srv.Log())
+					}
+				}()
+				if err := w.engine.SetOptOut("alice@"+mailDomain, true); err != nil {
+					t.Fatal(err)
+				}
+				waitView(t, bob, alice, shown{Show: "", Status: "at my desk"}, 3*time.Second)
+				if err := w.engine.SetOptOut("alice@"+mailDomain, false); err != nil {
+					t.Fatal(err)
+				}
+				waitView(t, bob, alice, shown{Show: "xa"}, 3*time.Second)
+			})
+			t.Run("offline leaves nothing", func(t *testing.T) {
+				desk.Close()
+				waitView(t, bob, alice, shown{Show: "offline"}, 3*time.Second)
+				waitFor(t, "the engine learns alice is offline", func() bool {
+					out, _ := w.engine.Get("alice@" + mailDomain)
+					return out.State == rules.Offline
+				})
+			})
+		})
+	}
+}
+
+// waitFor polls cond for up to 5 s.
+func waitFor(t *testing.T, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(5 * time.Second)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out waiting until %s", what)
+		}
+		time.Sleep(10 * time.Millisecond)
 	}
 }

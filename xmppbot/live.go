@@ -2,7 +2,11 @@ package xmppbot
 
 import (
 	"context"
+	"encoding/json"
 	"encoding/xml"
+	"fmt"
+	"io"
+	"net/http"
 	"strconv"
 	"strings"
 	"sync"
@@ -134,6 +138,7 @@ func (l *live) apply(p presenceStanza) {
 	online := len(l.people)
 	l.mu.Unlock()
 
+	l.bot.log.Debug("xmpp: live presence", "from", p.From, "type", p.Type, "show", p.Show, "resources", len(chat.Resources))
 	l.bot.engine.SetChat(person.mailbox, chat)
 	l.bot.met.presences.WithLabelValues("applied").Inc()
 	l.bot.met.online.Set(float64(online))
@@ -249,6 +254,60 @@ func (l *live) online(bareJID string) []rules.Resource {
 	defer l.mu.Unlock()
 	if p := l.people[strings.ToLower(bareJID)]; p != nil {
 		return append([]rules.Resource(nil), p.resources...)
+	}
+	return nil
+}
+
+// seed replaces what the feed knows with the server's own session list,
+// for servers that send no presence snapshot on connect (ejabberd 23.01):
+// POST {api}/connected_users_info of ejabberd's mod_http_api.
+func (l *live) seed(ctx context.Context, api string) error {
+	ctx, cancel := context.WithTimeout(ctx, 15*time.Second)
+	defer cancel()
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, strings.TrimSuffix(api, "/")+"/connected_users_info", strings.NewReader("{}"))
+	if err != nil {
+		return err
+	}
+	req.Header.Set("Content-Type", "application/json")
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return fmt.Errorf("session list: %w", err)
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		return fmt.Errorf("session list: %s: HTTP %s", req.URL, resp.Status)
+	}
+	var sessions []struct {
+		JID        string `json:"jid"`
+		Priority   int    `json:"priority"`
+		Status     string `json:"status"`
+		StatusText string `json:"statustext"`
+	}
+	if err := json.NewDecoder(io.LimitReader(resp.Body, 64<<20)).Decode(&sessions); err != nil {
+		return fmt.Errorf("session list: %w", err)
+	}
+	l.mu.Lock()
+	old := l.people
+	l.people = make(map[string]*onlinePerson, len(old))
+	l.confirm = nil
+	l.mu.Unlock()
+	for _, s := range sessions {
+		show := s.Status
+		if show == "available" {
+			show = ""
+		}
+		l.apply(presenceStanza{From: s.JID, Show: show, Status: s.StatusText, Priority: strconv.Itoa(s.Priority)})
+	}
+	l.mu.Lock()
+	var gone []string
+	for k, p := range old {
+		if l.people[k] == nil {
+			gone = append(gone, p.mailbox)
+		}
+	}
+	l.mu.Unlock()
+	for _, mb := range gone {
+		l.bot.engine.SetChat(mb, rules.Chat{Known: true})
 	}
 	return nil
 }

@@ -127,6 +127,7 @@ func (p *publisher) wish(mailbox string, out rules.Output) {
 	}
 	j = strings.ToLower(j)
 	w, set := wantFor(out)
+	p.bot.log.Debug("xmpp: calendar state", "jid", j, "overlay", set, "show", w.Show, "status", w.Status)
 	p.mu.Lock()
 	if set {
 		p.want[j] = w
@@ -300,6 +301,7 @@ func (p *publisher) done(j string, w overlay, set bool, err error) {
 	var se stanza.Error
 	switch {
 	case err == nil:
+		p.bot.log.Debug("xmpp: overlay published", "jid", j, "request", kind, "show", w.Show, "status", w.Status)
 		p.bot.met.requests.WithLabelValues(kind, "ok").Inc()
 		if set {
 			p.have[j] = w

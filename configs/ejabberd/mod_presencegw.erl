@@ -28,7 +28,7 @@
 %% hooks and handlers
 -export([process_iq/1, decode_iq_subel/1, filter_packet/1,
          disco_features/5, component_connected/1, c2s_handle_info/2,
-         component_disconnected/2, remove_user/2]).
+         component_disconnected/2, remove_user/2, unset_presence/4]).
 
 -include("logger.hrl").
 -include("xmpp.hrl").
@@ -103,6 +103,7 @@ init([Host, _Opts]) ->
                        disco_features, 50),
     ejabberd_hooks:add(remove_user, Host, ?MODULE, remove_user, 50),
     ejabberd_hooks:add(c2s_handle_info, Host, ?MODULE, c2s_handle_info, 50),
+    ejabberd_hooks:add(unset_presence_hook, Host, ?MODULE, unset_presence, 50),
     gen_iq_handler:add_iq_handler(ejabberd_local, Host, ?NS, ?MODULE,
                                   process_iq),
     ?INFO_MSG("mod_presencegw started for ~ts", [Host]),
@@ -187,6 +188,7 @@ terminate(_Reason, #state{host = Host}) ->
                           disco_features, 50),
     ejabberd_hooks:delete(remove_user, Host, ?MODULE, remove_user, 50),
     ejabberd_hooks:delete(c2s_handle_info, Host, ?MODULE, c2s_handle_info, 50),
+    ejabberd_hooks:delete(unset_presence_hook, Host, ?MODULE, unset_presence, 50),
     case gen_mod:is_loaded_elsewhere(Host, ?MODULE) of
         false ->
             ejabberd_hooks:delete(filter_packet, ?MODULE, filter_packet, 50),
@@ -337,6 +339,24 @@ format_time(Ms) when Ms rem 1000 == 0 ->
 format_time(Ms) ->
     list_to_binary(calendar:system_time_to_rfc3339(
                      Ms, [{unit, millisecond}, {offset, "Z"}])).
+
+%% A session that ends without sending unavailable (stream closed, connection
+%% lost) goes offline without passing user_send_packet, so mod_privilege
+%% 23.01 never tells the component: tell the authorised components here, so
+%% the gateway does not keep a person online who left.
+unset_presence(User, Server, Resource, _Status) ->
+    From = jid:make(User, Server, Resource),
+    Hosts = ejabberd_option:hosts(),
+    lists:foreach(
+      fun(Route) ->
+              To = jid:make(Route),
+              case lists:member(Route, Hosts) orelse not authorised(Server, To) of
+                  true -> ok;
+                  false -> ejabberd_router:route(
+                             #presence{type = unavailable, from = From, to = To})
+              end
+      end, ejabberd_router:get_all_routes()),
+    ok.
 
 %% The sender must be a bare domain JID (a component) matching `access`.
 authorised(Host, #jid{luser = <<>>, lresource = <<>>} = From) ->

@@ -274,6 +274,13 @@ func (c *XMPPClient) Kill() {
 	<-c.done
 }
 
+// Err is why the session ended (nil while it runs or after Close).
+func (c *XMPPClient) Err() error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.err
+}
+
 // Done is closed when the session has ended (stream closed or cut).
 func (c *XMPPClient) Done() <-chan struct{} { return c.done }
 
