@@ -152,6 +152,9 @@ type Bot struct {
 	met  *metrics
 	ans  *answers // lookups and commands (answer.go)
 
+	// probe is set by Probe: set up the link, report, hang up.
+	probe bool
+
 	mu    sync.Mutex
 	conn  *conn // nil while disconnected
 	state State
@@ -211,8 +214,12 @@ func (b *Bot) Status() State {
 func (b *Bot) Run(ctx context.Context) {
 	changes, stop := b.engine.Subscribe(4096)
 	defer stop()
-	go b.pub.follow(ctx, changes)
-	go b.live.run(ctx)
+	// Wait for the helpers, so the last save of what was published is
+	// done before the caller closes the store.
+	var wg sync.WaitGroup
+	defer wg.Wait()
+	wg.Go(func() { b.pub.follow(ctx, changes) })
+	wg.Go(func() { b.live.run(ctx) })
 
 	backoff := time.Second
 	for ctx.Err() == nil {
@@ -250,11 +257,20 @@ func (b *Bot) session(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("dial %s: %w", b.cfg.Server, err)
 	}
+	// mellium does not abort a blocked read when ctx ends: a deadline
+	// and closing the connection do.
+	deadline, _ := dctx.Deadline()
+	nc.SetDeadline(deadline)
+	abort := context.AfterFunc(dctx, func() { nc.Close() })
 	s, err := component.NewSession(dctx, b.jid, b.cfg.Secret, nc)
-	if err != nil {
+	if !abort() || err != nil {
 		nc.Close()
+		if dctx.Err() != nil {
+			err = dctx.Err() // the timeout, not the read it interrupted
+		}
 		return fmt.Errorf("component handshake with %s as %s: %w", b.cfg.Server, b.jid, err)
 	}
+	nc.SetDeadline(time.Time{})
 	c := &conn{bot: b, s: s, privileges: make(chan privAdvert, 1), done: make(chan struct{})}
 	served := make(chan error, 1)
 	go func() {
@@ -270,6 +286,11 @@ func (b *Bot) session(ctx context.Context) error {
 		s.Close()
 		<-c.done
 		return err
+	}
+	if b.probe {
+		s.Close()
+		<-c.done
+		return nil
 	}
 	b.mu.Lock()
 	b.conn = c
@@ -295,6 +316,8 @@ type conn struct {
 	privileges chan privAdvert
 	done       chan struct{}
 	overlay    bool
+	// mech publishes overlays; nil when the server offers no way.
+	mech mechanism
 }
 
 // setup reads the privilege advertisement and checks which hosts have
@@ -322,6 +345,9 @@ func (c *conn) setup(ctx context.Context) error {
 		overlay = overlay && ok
 	}
 	c.overlay = overlay
+	if overlay {
+		c.mech = moduleMechanism{c}
+	}
 	var off []string
 	if !overlay {
 		off = append(off, "calendar presence for contacts: the overlay module is not loaded for this component on "+strings.Join(b.cfg.Hosts, ", ")+" (see configs/prosody or configs/ejabberd)")
@@ -339,7 +365,7 @@ func (c *conn) setup(ctx context.Context) error {
 	for _, o := range off {
 		b.log.Warn("xmpp feature off", "reason", o)
 	}
-	if _, ok := privs["presence"]; ok {
+	if _, ok := privs["presence"]; ok && !b.probe {
 		// Prosody (privilege:2) sends everyone's current presence on
 		// connect; ejabberd 23.01 (privilege:1) does not.
 		snapshot := adv.ns == NSPrivilege2

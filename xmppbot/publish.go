@@ -155,25 +155,49 @@ func (p *publisher) enqueue(j string) {
 	}
 }
 
-// connected reconciles with the server's list and starts sending.
-func (p *publisher) connected(c *conn) {
-	if !c.overlay {
-		p.bot.log.Warn("xmpp: no overlay module: calendar states are not published to contacts")
-		return
-	}
+// mechanism is how overlays reach contacts on a connection: the server
+// module (moduleMechanism), or a fallback where no module can be loaded.
+type mechanism interface {
+	// name is how logs and doctor call it.
+	name() string
+	// apply sets (set true) or clears a person's overlay.
+	apply(ctx context.Context, bareJID string, o overlay, set bool) error
+	// list returns the overlays the server holds for this component;
+	// ok is false when it cannot tell (then everything is sent again).
+	list(ctx context.Context) (held map[string]overlay, ok bool)
+}
+
+// moduleMechanism is the overlay module of docs/overlay-protocol.md.
+type moduleMechanism struct{ c *conn }
+
+func (m moduleMechanism) name() string { return "overlay module" }
+
+func (m moduleMechanism) apply(ctx context.Context, bareJID string, o overlay, set bool) error {
+	return m.c.setOverlay(ctx, bareJID, o, set)
+}
+
+func (m moduleMechanism) list(ctx context.Context) (map[string]overlay, bool) {
 	listed := map[string]overlay{}
-	complete := true
-	for _, h := range p.bot.cfg.Hosts {
-		l, err := c.listOverlays(context.Background(), h)
+	for _, h := range m.c.bot.cfg.Hosts {
+		l, err := m.c.listOverlays(ctx, h)
 		if err != nil {
-			p.bot.log.Warn("xmpp: listing overlays failed; re-sending every overlay", "host", h, "err", err)
-			complete = false
-			continue
+			m.c.bot.log.Warn("xmpp: listing overlays failed; re-sending every overlay", "host", h, "err", err)
+			return nil, false
 		}
 		for k, v := range l {
 			listed[k] = v
 		}
 	}
+	return listed, true
+}
+
+// connected reconciles with what the server holds and starts sending.
+func (p *publisher) connected(c *conn) {
+	if c.mech == nil {
+		p.bot.log.Warn("xmpp: no way to publish calendar states to contacts on this server (see xmppbot/README.md)")
+		return
+	}
+	listed, complete := c.mech.list(context.Background())
 	p.mu.Lock()
 	if complete {
 		for k := range p.have {
@@ -274,7 +298,7 @@ func (p *publisher) send(c *conn) {
 		p.mu.Unlock()
 		go func() {
 			defer func() { <-slots }()
-			err := c.setOverlay(ctx, j, w, set)
+			err := c.mech.apply(ctx, j, w, set)
 			p.done(j, w, set, err)
 		}()
 	}

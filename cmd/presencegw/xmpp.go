@@ -9,8 +9,6 @@ import (
 	"maps"
 	"slices"
 	"strings"
-	"sync"
-	"sync/atomic"
 	"time"
 
 	"github.com/presencegw/presencegw/internal/config"
@@ -47,7 +45,7 @@ func xmppConfig(x *config.XMPP, log *slog.Logger) (xmppbot.Config, error) {
 	}
 	return xmppbot.Config{Server: x.Server, JID: x.JID, Secret: []byte(secret), Hosts: slices.Clone(x.Hosts),
 		SendRate: x.SendRate, Burst: x.Burst, ReconnectMax: x.ReconnectMax.D(), Grace: x.Grace.D(),
-		Admins: slices.Clone(x.Admins), Visibility: vis, Logger: log}, nil
+		Admins: slices.Clone(x.Admins), Visibility: vis, SessionsAPI: x.SessionsAPI, Logger: log}, nil
 }
 
 // newBot wires the XMPP component: the engine it publishes and feeds, the
@@ -167,130 +165,16 @@ func explain(r ldapmap.Resolution, pres *rules.Output) string {
 var xmppProbeTimeout = 5 * time.Second
 
 // probeXMPP connects once as the configured component and reports what
-// the server granted, then hangs up.
-//
-// xmppbot has no one-shot check, so this runs a Bot, with an engine and a
-// directory that know nobody, and no store. A Bot that completes its
-// set-up reconciles the server's overlays with its own (empty) wishes,
-// which would clear every overlay the running gateway set (ejabberd lets
-// a second connection of the component in). So its logger holds every
-// log call made once the link is up: the first is the set-up's own
-// "connected" line, made before anything is published. The probe then
-// reads Status and closes the link; the held goroutine stays parked
-// until the process ends (doctor exits right after).
+// the server granted, then hangs up (xmppbot.Probe), within timeout.
 func probeXMPP(ctx context.Context, xc xmppbot.Config, timeout time.Duration) (xmppbot.State, error) {
-	next := slog.DiscardHandler
-	if xc.Logger != nil {
-		next = xc.Logger.Handler()
+	ctx, cancel := context.WithTimeout(ctx, timeout)
+	defer cancel()
+	st, err := xmppbot.Probe(ctx, xc)
+	if errors.Is(err, context.DeadlineExceeded) {
+		err = fmt.Errorf("no component handshake with %s within %s", xc.Server, timeout)
 	}
-	h := holdWhenUp{&holdState{up: make(chan struct{})}, next}
-	xc.Logger = slog.New(h)
-	xc.Lookup, xc.Admin = nil, nil
-	bot, err := xmppbot.New(xc, idleEngine{}, noDirectory{}, nil)
-	if err != nil {
-		return xmppbot.State{}, err
-	}
-	h.bot.Store(bot)
-	ctx, cancel := context.WithCancel(ctx)
-	defer cancel() // closes the link
-	go bot.Run(ctx)
-	deadline := time.NewTimer(timeout)
-	defer deadline.Stop()
-	tick := time.NewTicker(20 * time.Millisecond)
-	defer tick.Stop()
-	for {
-		select {
-		case <-h.up:
-			return bot.Status(), nil
-		case <-tick.C:
-			if st := bot.Status(); st.LastError != "" {
-				return st, errors.New(st.LastError)
-			}
-		case <-deadline.C:
-			return bot.Status(), fmt.Errorf("no component handshake with %s within %s", xc.Server, timeout)
-		case <-ctx.Done():
-			return bot.Status(), ctx.Err()
-		}
-	}
+	return st, err
 }
-
-// holdWhenUp is probeXMPP's logger: it passes records on until the Bot
-// reports its link up, then holds every log call for good.
-type holdWhenUp struct {
-	*holdState
-	next slog.Handler
-}
-
-// holdState is shared by a holdWhenUp and those made from it by WithAttrs
-// and WithGroup.
-type holdState struct {
-	bot  atomic.Pointer[xmppbot.Bot]
-	up   chan struct{}
-	once sync.Once
-}
-
-func (h holdWhenUp) Enabled(context.Context, slog.Level) bool { return true }
-
-func (h holdWhenUp) Handle(ctx context.Context, r slog.Record) error {
-	if h.linkUp() {
-		h.once.Do(func() { close(h.up) })
-		select {} // never returns: see probeXMPP
-	}
-	if !h.next.Enabled(ctx, r.Level) {
-		return nil
-	}
-	return h.next.Handle(ctx, r)
-}
-
-func (h holdWhenUp) WithAttrs(as []slog.Attr) slog.Handler {
-	return holdWhenUp{h.holdState, h.next.WithAttrs(as)}
-}
-
-func (h holdWhenUp) WithGroup(name string) slog.Handler {
-	return holdWhenUp{h.holdState, h.next.WithGroup(name)}
-}
-
-// linkUp asks the Bot whether its link is up, giving up after a moment
-// should the caller hold the Bot's lock while logging.
-func (s *holdState) linkUp() bool {
-	select {
-	case <-s.up:
-		return true
-	default:
-	}
-	b := s.bot.Load()
-	if b == nil {
-		return false
-	}
-	res := make(chan bool, 1)
-	go func() { res <- b.Status().Connected }()
-	select {
-	case up := <-res:
-		return up
-	case <-time.After(100 * time.Millisecond):
-		return false
-	}
-}
-
-// idleEngine is an engine that knows nobody, for probeXMPP.
-type idleEngine struct{}
-
-func (idleEngine) Subscribe(int) (<-chan presence.Change, func()) {
-	ch := make(chan presence.Change)
-	var once sync.Once
-	return ch, func() { once.Do(func() { close(ch) }) }
-}
-func (idleEngine) Get(string) (rules.Output, bool) { return rules.Output{State: rules.Unknown}, false }
-func (idleEngine) Mailboxes() []string             { return nil }
-func (idleEngine) SetChat(string, rules.Chat)      {}
-func (idleEngine) SetOptOut(string, bool) error    { return errors.New("not available while probing") }
-func (idleEngine) OptedOut(string) bool            { return false }
-
-// noDirectory is a directory that knows nobody, for probeXMPP.
-type noDirectory struct{}
-
-func (noDirectory) JIDOf(string) (string, bool)     { return "", false }
-func (noDirectory) MailboxOf(string) (string, bool) { return "", false }
 
 // doctorXMPP checks the XMPP component's link for doctor; false when it
 // failed.

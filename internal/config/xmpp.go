@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"math"
 	"net"
+	"net/url"
 	"path/filepath"
 	"slices"
 	"strconv"
@@ -43,6 +44,11 @@ type XMPP struct {
 	// Visibility is what local users see of a person in lookups over
 	// XMPP: state, status (default) or calendar.
 	Visibility string `yaml:"visibility"`
+	// SessionsAPI is ejabberd's mod_http_api base URL (loopback, e.g.
+	// http://127.0.0.1:5280/api): ejabberd 23.01 sends no presence
+	// snapshot when the component connects, so the gateway reads who is
+	// online from connected_users_info. Not needed for Prosody.
+	SessionsAPI string `yaml:"sessions_api"`
 }
 
 func (c *Config) applyXMPPDefaults() {
@@ -164,6 +170,13 @@ func (c *Config) validateXMPP(p *Problems) {
 	}
 	if d := x.Grace.D(); d < time.Second || d > time.Hour {
 		p.Add("xmpp.grace", "must be between 1s and 1h (default 2m)")
+	}
+	if x.SessionsAPI != "" {
+		if u, err := url.Parse(x.SessionsAPI); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+			p.Add("xmpp.sessions_api", "%q must be an http(s) URL, e.g. http://127.0.0.1:5280/api", x.SessionsAPI)
+		} else if u.User != nil {
+			p.Add("xmpp.sessions_api", "must not carry credentials in the URL")
+		}
 	}
 	if !slices.Contains([]string{"state", "status", "calendar"}, x.Visibility) {
 		p.Add("xmpp.visibility", "must be state, status or calendar, not %q", x.Visibility)

@@ -254,6 +254,16 @@ func TestXMPPProblems(t *testing.T) {
 			want: []string{`F:5: xmpp.visibility: must be state, status or calendar, not "everything"`},
 		},
 		{
+			name: "sessions_api not a URL",
+			src:  with("  sessions_api: 127.0.0.1:5280"),
+			want: []string{`F:5: xmpp.sessions_api: "127.0.0.1:5280" must be an http(s) URL, e.g. http://127.0.0.1:5280/api`},
+		},
+		{
+			name: "sessions_api with credentials",
+			src:  with("  sessions_api: http://admin:pw@127.0.0.1:5280/api"),
+			want: []string{`F:5: xmpp.sessions_api: must not carry credentials in the URL`},
+		},
+		{
 			name: "unknown field",
 			src:  with("  port: 5347"),
 			want: []string{`F:5: field port not found in type config.XMPP`},
