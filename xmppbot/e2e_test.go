@@ -15,6 +15,7 @@ import (
 	"github.com/presencegw/presencegw/internal/store"
 	"github.com/presencegw/presencegw/internal/testenv"
 	"github.com/presencegw/presencegw/rules"
+	"github.com/presencegw/presencegw/web"
 	"github.com/presencegw/presencegw/xmppbot"
 )
 
@@ -84,6 +85,37 @@ func (d directory) MailboxOf(bare string) (string, bool) {
 		return "", false
 	}
 	return local + "@" + mailDomain, true
+}
+
+// lookup answers the component's lookups from the engine, through the
+// test directory, as the gateway's web backend does.
+type lookup struct {
+	engine *presence.Engine
+	dir    directory
+}
+
+func (l lookup) Lookup(email string) web.Entry {
+	j, ok := l.dir.JIDOf(strings.ToLower(email))
+	if !ok {
+		return web.Entry{Email: email, Status: web.NotFound}
+	}
+	return l.entry(email, j)
+}
+
+func (l lookup) LookupJID(j string) web.Entry {
+	mb, ok := l.dir.MailboxOf(strings.ToLower(j))
+	if !ok {
+		return web.Entry{Email: j, Status: web.NotFound}
+	}
+	return l.entry(mb, strings.ToLower(j))
+}
+
+func (l lookup) entry(mailbox, j string) web.Entry {
+	out, ok := l.engine.Get(mailbox)
+	if !ok {
+		return web.Entry{Email: mailbox, Status: web.NotFound}
+	}
+	return web.Entry{Email: mailbox, Status: web.Found, JID: j, Mailbox: mailbox, Presence: out}
 }
 
 // world is a server, an engine with a fake calendar and the component.
@@ -160,6 +192,9 @@ func (w *world) startBot(cfg xmppbot.Config) {
 	}
 	if testing.Verbose() {
 		cfg.Logger = slog.New(slog.NewTextHandler(testWriter{w.t}, &slog.HandlerOptions{Level: slog.LevelDebug}))
+	}
+	if cfg.Lookup == nil {
+		cfg.Lookup, cfg.Visibility = lookup{w.engine, directory{w.srv.Domain}}, web.SeeStatus
 	}
 	bot, err := xmppbot.New(cfg, w.engine, directory{w.srv.Domain}, w.db)
 	if err != nil {
@@ -534,19 +569,38 @@ func TestScenario(t *testing.T) {
 				bob.SendPresence(t, "", "", "", 0)
 				waitView(t, bob, alice, oof, 20*time.Second)
 			})
-			t.Run("calendar off stops automatic states", func(t *testing.T) {
-				defer func() {
-					if t.Failed() {
-						t.Log(srv.Log())
+			t.Run("a lookup from bob", func(t *testing.T) {
+				r := bob.IQ(t, fmt.Sprintf(`<iq type="get" id="lk1" to=%q><lookup xmlns="urn:presencegw:lookup:0"><address>alice@%s</address><jid>%s</jid><address>nobody@%s</address></lookup></iq>`,
+					srv.ComponentJID, mailDomain, alice, mailDomain))
+				l, ok := r.Child("lookup")
+				if r.Attr("type") != "result" || !ok || len(l.Children) != 3 {
+					t.Fatalf("lookup reply: %s", r.String())
+				}
+				for i, p := range l.Children[:2] {
+					if p.Attr("state") != "oof" || !strings.HasPrefix(p.Attr("status"), "Out of office") {
+						t.Errorf("person %d: %s, want alice out of office", i, p.String())
 					}
-				}()
-				if err := w.engine.SetOptOut("alice@"+mailDomain, true); err != nil {
-					t.Fatal(err)
+				}
+				if p := l.Children[2]; p.Attr("error") != "not-found" {
+					t.Errorf("unknown address: %s, want error not-found", p.String())
+				}
+			})
+			t.Run("calendar off by chat stops automatic states", func(t *testing.T) {
+				say := func(body string) string {
+					mark := desk.Mark()
+					desk.Send(t, fmt.Sprintf(`<message type="chat" to=%q><body>%s</body></message>`, srv.ComponentJID, body))
+					return desk.WaitFor(t, mark, 5*time.Second, "the component's reply to "+body, func(s testenv.Stanza) bool {
+						return s.XMLName.Local == "message" && s.Attr("from") == srv.ComponentJID
+					}).ChildText("body")
+				}
+				if reply := say("calendar off"); !strings.Contains(strings.ToLower(reply), "off") {
+					t.Errorf("reply to calendar off: %q", reply)
 				}
 				waitView(t, bob, alice, shown{Show: "", Status: "at my desk"}, 3*time.Second)
-				if err := w.engine.SetOptOut("alice@"+mailDomain, false); err != nil {
-					t.Fatal(err)
+				if !w.engine.OptedOut("alice@" + mailDomain) {
+					t.Error("the engine does not keep alice's opt-out")
 				}
+				say("calendar on")
 				waitView(t, bob, alice, shown{Show: "xa"}, 3*time.Second)
 			})
 			t.Run("offline leaves nothing", func(t *testing.T) {
