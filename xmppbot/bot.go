@@ -2,11 +2,13 @@ package xmppbot
 
 import (
 	"context"
+	"crypto/tls"
 	"encoding/xml"
 	"errors"
 	"fmt"
 	"log/slog"
 	"net"
+	"os"
 	"strings"
 	"sync"
 	"time"
@@ -79,6 +81,13 @@ type Config struct {
 	// snapshot when the component connects, so the online sessions are
 	// read from there. Not needed for Prosody.
 	SessionsAPI string
+	// ClientServer is the c2s address (host:port) of the fallback's
+	// calendar sessions on ejabberd without the overlay module (see
+	// README.md); default: the sessions API's host, port 5222.
+	ClientServer string
+	// ClientTLS configures their STARTTLS (ServerName defaults to the
+	// user's domain). Nil on a loopback ClientServer: no TLS.
+	ClientTLS *tls.Config
 
 	// Admins are the bare JIDs allowed the admin commands (resolve, sync).
 	Admins []string
@@ -151,6 +160,8 @@ type Bot struct {
 	pub  *publisher
 	met  *metrics
 	ans  *answers // lookups and commands (answer.go)
+	// cal is the ejabberd fallback (fallback_session.go).
+	cal *calendarSessions
 
 	// probe is set by Probe: set up the link, report, hang up.
 	probe bool
@@ -170,6 +181,9 @@ type State struct {
 	Privileges map[string]string
 	// Overlay is true when the server has the overlay module.
 	Overlay bool
+	// Mechanism is how calendar states reach contacts: MechanismModule,
+	// MechanismSession or MechanismNone (see README.md).
+	Mechanism string
 	// Off lists the features that are off for want of a permission or
 	// the module, in words.
 	Off []string
@@ -189,6 +203,7 @@ func New(cfg Config, engine Engine, dir Directory, st Store) (*Bot, error) {
 	}
 	b.live = newLive(b)
 	b.ans = newAnswers(b)
+	b.cal = newCalendarSessions(b)
 	var err error
 	if b.pub, err = newPublisher(b, st); err != nil {
 		return nil, err
@@ -265,8 +280,12 @@ func (b *Bot) session(ctx context.Context) error {
 	s, err := component.NewSession(dctx, b.jid, b.cfg.Secret, nc)
 	if !abort() || err != nil {
 		nc.Close()
-		if dctx.Err() != nil {
-			err = dctx.Err() // the timeout, not the read it interrupted
+		// The timeout, not the read it interrupted (the connection's
+		// deadline may fire a moment before the context's).
+		if e := dctx.Err(); e != nil {
+			err = e
+		} else if errors.Is(err, os.ErrDeadlineExceeded) {
+			err = context.DeadlineExceeded
 		}
 		return fmt.Errorf("component handshake with %s as %s: %w", b.cfg.Server, b.jid, err)
 	}
@@ -345,12 +364,17 @@ func (c *conn) setup(ctx context.Context) error {
 		overlay = overlay && ok
 	}
 	c.overlay = overlay
+	mechName, instead := MechanismModule, ""
 	if overlay {
 		c.mech = moduleMechanism{c}
+	} else if c.mech, instead = c.chooseFallback(ctx, adv); c.mech != nil {
+		mechName = c.mech.name()
+	} else {
+		mechName = MechanismNone
 	}
 	var off []string
 	if !overlay {
-		off = append(off, "calendar presence for contacts: the overlay module is not loaded for this component on "+strings.Join(b.cfg.Hosts, ", ")+" (see configs/prosody or configs/ejabberd)")
+		off = append(off, "calendar presence for contacts: the overlay module is not loaded for this component on "+strings.Join(b.cfg.Hosts, ", ")+" (see configs/prosody or configs/ejabberd); "+instead)
 	}
 	switch privs["presence"] {
 	case "managed_entity", "roster":
@@ -358,10 +382,10 @@ func (c *conn) setup(ctx context.Context) error {
 		off = append(off, "live presence for lookups: the server granted no XEP-0356 presence permission (want presence = managed_entity)")
 	}
 	b.mu.Lock()
-	b.state = State{Connected: true, Since: time.Now(), Privileges: privs, Overlay: overlay, Off: off}
+	b.state = State{Connected: true, Since: time.Now(), Privileges: privs, Overlay: overlay, Mechanism: mechName, Off: off}
 	b.mu.Unlock()
 	b.met.setPrivileges(privs, overlay)
-	b.log.Info("xmpp component connected", "server", b.cfg.Server, "jid", b.jid.String(), "privileges", privs, "overlay_module", overlay)
+	b.log.Info("xmpp component connected", "server", b.cfg.Server, "jid", b.jid.String(), "privileges", privs, "overlay_module", overlay, "mechanism", mechName)
 	for _, o := range off {
 		b.log.Warn("xmpp feature off", "reason", o)
 	}
