@@ -55,6 +55,7 @@ type OpenfireOptions struct {
 // --IMAGE--, and in XML <show> (available has none).
 const (
 	ofAvailable = "available"
+	ofChat      = "chat"
 	ofAway      = "away"
 	ofXA        = "xa"
 	ofDND       = "dnd"
@@ -62,12 +63,18 @@ const (
 	ofForbidden = "forbidden"
 )
 
-// openfireState maps a state to the plugin's: calendar states to their
-// nearest XMPP show, and what cannot be told to forbidden. "chat" has no
-// state of its own: a person free to chat is available.
-func openfireState(st rules.State) string {
-	switch st {
+// openfireState maps a presence to the plugin's: calendar states to their
+// nearest XMPP show, and what cannot be told to forbidden. "chat" is no
+// state of ours, so it comes from the live resources, chosen as Openfire
+// chooses (PresenceManagerImpl): the lowest show ordinal wins — none -1,
+// chat 0, away 1, xa 2, dnd 3 — priority ignored; so "chat" only when no
+// resource is plainly available.
+func openfireState(out rules.Output, chat rules.Chat) string {
+	switch out.State {
 	case rules.Available:
+		if out.Source == rules.SourceXMPP && openfireChat(chat) {
+			return ofChat
+		}
 		return ofAvailable
 	case rules.Away:
 		return ofAway
@@ -79,6 +86,32 @@ func openfireState(st rules.State) string {
 		return ofOffline
 	}
 	return ofForbidden
+}
+
+// openfireChat reports whether Openfire would pick a chat resource.
+func openfireChat(chat rules.Chat) bool {
+	best := 99
+	for _, r := range chat.Resources {
+		if !r.ByGateway {
+			best = min(best, openfireOrdinal(r.Show))
+		}
+	}
+	return best == 0
+}
+
+// openfireOrdinal is Presence.Show's ordinal in Openfire, none = -1.
+func openfireOrdinal(s rules.Show) int {
+	switch s {
+	case rules.ShowChat:
+		return 0
+	case rules.ShowAway:
+		return 1
+	case rules.ShowXA:
+		return 2
+	case rules.ShowDND:
+		return 3
+	}
+	return -1
 }
 
 // maxFormBody bounds a POST's form body: the parameters are a few URLs.
@@ -120,7 +153,7 @@ func (s *Server) getOpenfireStatus(w http.ResponseWriter, r *http.Request) {
 	if targetOK && target.node != "" && s.openfireAllowed(c, req, reqOK) {
 		if e := s.backend.LookupJID(target.bare()); e.Status == Found {
 			out, _ := render(e, c)
-			state, status = openfireState(out.State), out.Status
+			state, status = openfireState(e.Presence, e.Chat), out.Status
 		}
 	}
 
@@ -392,7 +425,7 @@ var openfireImages = func() map[string][]byte {
 	yellow := dot(color.NRGBA{0xf9, 0xa8, 0x25, 0xff}, false)
 	red := dot(color.NRGBA{0xc6, 0x28, 0x28, 0xff}, false)
 	grey := dot(color.NRGBA{0x9e, 0x9e, 0x9e, 0xff}, true)
-	return map[string][]byte{ofAvailable: green, ofAway: yellow, ofXA: yellow, ofDND: red, ofOffline: grey, ofForbidden: grey}
+	return map[string][]byte{ofAvailable: green, ofChat: green, ofAway: yellow, ofXA: yellow, ofDND: red, ofOffline: grey, ofForbidden: grey}
 }()
 
 // dot draws a 16×16 PNG disc (or ring) of colour c, anti-aliased by 4×4

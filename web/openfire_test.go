@@ -31,6 +31,16 @@ var ofPeople = map[string]rules.Output{
 	"off@x":     {State: rules.Offline},
 	"offcal@x":  {State: rules.Offline, Status: " In a meeting until 15:00 "},
 	"unknown@x": {State: rules.Unknown, Status: "never shown"},
+	"inchat@x":  {State: rules.Available, Status: "Ask me", Source: rules.SourceXMPP},
+	"mixed@x":   {State: rules.Available, Source: rules.SourceXMPP},
+}
+
+// ofChats are live resources: inchat's only resource is in chat; mixed
+// has a plain available one too, which Openfire prefers.
+var ofChats = map[string]rules.Chat{
+	"inchat@x": {Known: true, Resources: []rules.Resource{{Name: "pc", Show: rules.ShowChat, Status: "Ask me", Priority: 1}}},
+	"mixed@x": {Known: true, Resources: []rules.Resource{
+		{Name: "pc", Show: rules.ShowChat, Priority: 9}, {Name: "phone", Priority: -1}}},
 }
 
 // ofBackend answers for ofPeople by JID and counts the lookups.
@@ -49,7 +59,7 @@ func (b *ofBackend) LookupJID(jid string) Entry {
 	if !ok {
 		return Entry{Status: NotFound}
 	}
-	return Entry{Email: jid + ".example.com", Status: Found, JID: jid, Presence: out}
+	return Entry{Email: jid + ".example.com", Status: Found, JID: jid, Presence: out, Chat: ofChats[jid]}
 }
 
 func newOpenfireServer(t testing.TB, change func(*Options)) (*Server, *ofBackend) {
@@ -308,6 +318,9 @@ func TestOpenfireRedirects(t *testing.T) {
 		{"another state's parameter is not used", "jid=away@x&dnd=http://a.example.com/dnd.gif&" + tmpl, "https://img.example.com/away/away.png", ""},
 		{"forbidden parameter", "jid=nobody@x&forbidden=https://a.example.com/f.gif", "https://a.example.com/f.gif", ""},
 		{"chat parameter: nobody is in chat", "jid=avail@x&chat=https://a.example.com/c.gif", "", ofAvailable},
+		{"chat parameter: free to chat", "jid=inchat@x&chat=https://a.example.com/c.gif", "https://a.example.com/c.gif", ""},
+		{"chat token", "jid=inchat@x&" + tmpl, "https://img.example.com/chat/chat.png", ""},
+		{"plain available beats chat, priority ignored", "jid=mixed@x&" + tmpl, "https://img.example.com/available/available.png", ""},
 		{"refused per-state URL: built-in, not images", "jid=away@x&away=file:///etc/passwd&" + tmpl, "", ofAway},
 		{"empty per-state URL", "jid=dnd@x&dnd=&" + tmpl, "", ofDND},
 		{"refused: javascript", "jid=avail@x&images=javascript:alert(1)//--IMAGE--", "", ofAvailable},

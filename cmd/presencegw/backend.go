@@ -45,6 +45,7 @@ func (b backend) entry(r ldapmap.Resolution) web.Entry {
 		if b.presence != nil && r.Person.MailboxID != "" {
 			if out, changed, stale, ok := b.presence.Lookup(r.Person.MailboxID); ok {
 				e.Presence, e.Updated, e.Stale = out, changed, stale && !b.noCalendar
+				e.Chat = b.presence.Chat(r.Person.MailboxID)
 			}
 		}
 	}

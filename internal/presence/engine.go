@@ -284,6 +284,16 @@ func (e *Engine) SetOptOut(id string, optOut bool) error {
 	return nil
 }
 
+// Chat is a mailbox's live chat presence as last recorded by SetChat.
+func (e *Engine) Chat(id string) rules.Chat {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if m, ok := e.mailboxes[key(id)]; ok {
+		return rules.Chat{Known: m.chat.Known, Resources: slices.Clone(m.chat.Resources)}
+	}
+	return rules.Chat{}
+}
+
 // OptedOut reports a person's opt-out.
 func (e *Engine) OptedOut(id string) bool {
 	e.mu.Lock()

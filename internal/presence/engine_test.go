@@ -354,3 +354,21 @@ func TestWhatIsPolled(t *testing.T) {
 		t.Error("leaving the directory dropped an opt-out")
 	}
 }
+
+// TestChatCopy: Chat returns what SetChat recorded, as a copy.
+func TestChatCopy(t *testing.T) {
+	e, _ := newEngine(t, Options{})
+	if c := e.Chat("nobody@example.com"); c.Known || len(c.Resources) != 0 {
+		t.Errorf("unknown mailbox: %+v", c)
+	}
+	want := rules.Chat{Known: true, Resources: []rules.Resource{{Name: "pc", Show: rules.ShowChat, Priority: 3}}}
+	e.SetChat("Alice@example.com", want)
+	got := e.Chat("alice@example.com")
+	if !got.Known || len(got.Resources) != 1 || got.Resources[0] != want.Resources[0] {
+		t.Fatalf("Chat = %+v, want %+v", got, want)
+	}
+	got.Resources[0].Show = rules.ShowDND
+	if e.Chat("alice@example.com").Resources[0].Show != rules.ShowChat {
+		t.Error("Chat shares its slice with the engine")
+	}
+}
