@@ -93,7 +93,7 @@ func (l *live) apply(p presenceStanza) {
 		default:
 			show = rules.ShowAvailable // RFC 6121 §4.7.2.1: unknown show is available
 		}
-		res = &rules.Resource{Name: resource, Show: show, Status: p.Status, Priority: prio}
+		res = &rules.Resource{Name: resource, Show: show, Status: p.Status, Priority: prio, ByGateway: l.bot.calendarSession(bare, resource)}
 	case "unavailable":
 	default:
 		l.bot.met.presences.WithLabelValues("ignored").Inc()
