@@ -263,8 +263,12 @@ func (m *calendarSessions) schedule(k string) {
 		m.mu.Unlock()
 		return
 	}
-	m.dirty[k] = true
 	ctx := m.ctx
+	if ctx == nil {
+		m.mu.Unlock()
+		return // never attached: no workers
+	}
+	m.dirty[k] = true
 	m.mu.Unlock()
 	go func() {
 		select {
