@@ -19,6 +19,7 @@ import (
 	"github.com/presencegw/presencegw/internal/store"
 	"github.com/presencegw/presencegw/ldapmap"
 	"github.com/presencegw/presencegw/web"
+	"github.com/presencegw/presencegw/xmppbot"
 )
 
 // demoPeople is the directory of the demo: a few people of a made-up
@@ -147,11 +148,18 @@ func runServe(ctx context.Context, args []string, _, errOut io.Writer) error {
 	return serve(ctx, *path, *listen, errOut)
 }
 
-func runDemo(ctx context.Context, args []string, _, errOut io.Writer) error {
+func runDemo(ctx context.Context, args []string, out, errOut io.Writer) error {
 	fs := newFlags("demo", errOut)
 	listen := fs.String("listen", "127.0.0.1:8080", "HTTP listen address")
+	withXMPP := fs.Bool("xmpp", false, "also run a private Prosody (Debian packages prosody, prosody-modules) with the demo people as users\n"+
+		"(password = user name) and the gateway's XMPP component: log in as bob@"+demoChatDomain+" / bob at 127.0.0.1.\n"+
+		"It listens on 127.0.0.1 only, which is why it allows plain-text passwords without TLS")
+	xmppPort := fs.Int("xmpp-port", 5222, "with --xmpp: the client (c2s) port of the private Prosody on 127.0.0.1")
 	if _, err := parse(fs, args); err != nil {
 		return err
+	}
+	if *withXMPP {
+		return runDemoXMPP(ctx, *listen, *xmppPort, out, errOut)
 	}
 	return serve(ctx, "", *listen, errOut)
 }
@@ -165,7 +173,13 @@ func serve(ctx context.Context, path, listen string, errOut io.Writer) error {
 		return err
 	}
 	log := newLogger(errOut, cfg.Log.Format, cfg.Log.Level)
-	a, err := openApp(cfg, path == "", log)
+	return serveConfig(ctx, cfg, path == "", listen, log, nil)
+}
+
+// serveConfig is serve on a loaded configuration (the demo's when demo).
+// onBot, when not nil, is given the XMPP component before it starts.
+func serveConfig(ctx context.Context, cfg *config.Config, demo bool, listen string, log *slog.Logger, onBot func(*xmppbot.Bot)) error {
+	a, err := openApp(cfg, demo, log)
 	if err != nil {
 		return err
 	}
@@ -247,6 +261,9 @@ func serve(ctx context.Context, path, listen string, errOut io.Writer) error {
 	// take the HTTP API out of rotation. doctor and the metrics report it.
 	botDone := make(chan struct{})
 	if bot != nil {
+		if onBot != nil {
+			onBot(bot)
+		}
 		log.Info("xmpp component starting", "server", cfg.XMPP.Server, "jid", cfg.XMPP.JID, "hosts", cfg.XMPP.Hosts)
 		go func() {
 			defer close(botDone)

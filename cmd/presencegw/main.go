@@ -32,7 +32,7 @@ var commands []command
 func init() {
 	commands = []command{
 		{"serve", "-c FILE", "run the gateway with a configuration file", runServe},
-		{"demo", "[--listen ADDR]", "run the gateway on its embedded demo directory (no configuration needed)", runDemo},
+		{"demo", "[--listen ADDR] [--xmpp [--xmpp-port N]]", "run the gateway on its embedded demo directory (no configuration needed)", runDemo},
 		{"resolve", "[-c FILE] [--json] [--live] [--sync] ADDRESS...", "show who an address maps to, and why", runResolve},
 		{"sync", "-c FILE [--json]", "read every directory in full now, showing progress", runSync},
 		{"conflicts", "[-c FILE] [--json]", "list addresses claimed by several people", runConflicts},
