@@ -292,6 +292,9 @@ func (b *Bot) session(ctx context.Context) error {
 	nc.SetDeadline(time.Time{})
 	c := &conn{bot: b, s: s, privileges: make(chan privAdvert, 1), done: make(chan struct{})}
 	served := make(chan error, 1)
+	if !b.probe {
+		b.live.connecting()
+	}
 	go func() {
 		served <- s.Serve(xmpp.HandlerFunc(c.handle))
 		close(c.done)

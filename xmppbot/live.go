@@ -144,22 +144,36 @@ func (l *live) apply(p presenceStanza) {
 	l.bot.met.online.Set(float64(online))
 }
 
-// connected starts believing the feed. A server that sends a snapshot of
-// current presence on connect (Prosody) re-confirms everyone; the rest
-// are dropped once it settled.
+// connecting marks, before a new stream delivers anything, everyone the
+// feed knew from an earlier connection as unconfirmed: a server that
+// sends a snapshot on connect (Prosody) re-confirms those still online.
+func (l *live) connecting() {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.confirm = make(map[string]bool, len(l.people))
+	for k := range l.people {
+		l.confirm[k] = true
+	}
+}
+
+// connected starts believing the feed. With a snapshot, whoever it has
+// not confirmed once it settled went offline meanwhile; without one
+// (ejabberd 23.01) the unconfirmed are kept until they change.
 func (l *live) connected(snapshot bool) {
 	l.mu.Lock()
 	l.feed, l.lostAt = true, time.Time{}
-	if snapshot && len(l.people) > 0 {
-		l.confirm = make(map[string]bool, len(l.people))
-		for k := range l.people {
-			l.confirm[k] = true
-		}
-		time.AfterFunc(2*time.Second, l.settle)
+	switch {
+	case !snapshot:
+		l.confirm = nil
+	case len(l.confirm) > 0:
+		time.AfterFunc(settleDelay, l.settle)
 	}
 	l.mu.Unlock()
 	l.markOffline()
 }
+
+// settleDelay is how long a connect snapshot takes to arrive in full.
+var settleDelay = 2 * time.Second
 
 // settle drops the people a reconnect snapshot did not confirm.
 func (l *live) settle() {
