@@ -51,11 +51,65 @@ type Calendar struct {
 // the line; events that cannot be read are skipped and listed in
 // Problems.
 func Parse(data []byte, opt Options) (*Calendar, error) {
-	ic, lines, err := decodeLines(data)
+	ic, lines, err := decodeLines(data, parseFilter{owner: strings.ToLower(strings.TrimSpace(opt.Owner))})
 	if err != nil {
 		return nil, err
 	}
 	return compile(ic, lines, opt)
+}
+
+// parseFilter keeps what compile reads: events and time zones, and of
+// an event the properties below (ATTENDEE only on the owner's line).
+type parseFilter struct{ owner string }
+
+func (f parseFilter) component(name string) bool {
+	switch name {
+	case ical.CompEvent, ical.CompTimezone, ical.CompTimezoneStandard, ical.CompTimezoneDaylight:
+		return true
+	}
+	return false
+}
+
+func (f parseFilter) property(comp, name, line string) bool {
+	switch comp {
+	case ical.CompCalendar:
+		return name == "X-WR-TIMEZONE"
+	case ical.CompEvent:
+		switch name {
+		case ical.PropDateTimeStart, ical.PropDateTimeEnd, ical.PropDuration, ical.PropRecurrenceRule,
+			ical.PropRecurrenceDates, ical.PropExceptionDates, ical.PropRecurrenceID, ical.PropUID,
+			ical.PropSequence, ical.PropStatus, ical.PropTransparency, ical.PropClass, ical.PropSummary,
+			ical.PropLocation, "X-MICROSOFT-CDO-BUSYSTATUS", "X-MICROSOFT-CDO-INTENDEDSTATUS":
+			return true
+		case ical.PropOrganizer:
+			return f.owner != ""
+		case ical.PropAttendee:
+			return f.owner != "" && containsFold(line, f.owner)
+		}
+		return false
+	}
+	return true // time zones: all
+}
+
+// containsFold reports whether s contains sub, ASCII case-insensitively.
+func containsFold(s, sub string) bool {
+	if sub == "" {
+		return true
+	}
+	first := lower(sub[0])
+	for i := 0; i+len(sub) <= len(s); i++ {
+		if lower(s[i]) == first && strings.EqualFold(s[i:i+len(sub)], sub) {
+			return true
+		}
+	}
+	return false
+}
+
+func lower(c byte) byte {
+	if 'A' <= c && c <= 'Z' {
+		return c + 'a' - 'A'
+	}
+	return c
 }
 
 // info is what an occurrence shows.
@@ -102,11 +156,15 @@ type series struct {
 type rule struct {
 	opt rrule.ROption
 	r   *rrule.RRule
-	// step is the rule's period in days (DAILY, WEEKLY) when it has no
-	// COUNT: expansion may then start at any multiple of it after DTSTART
-	// and get the same occurrences, instead of iterating from a DTSTART
-	// years ago.
-	step int
+	// step is the rule's period in days (DAILY, WEEKLY) or months
+	// (MONTHLY, YEARLY) when it has no COUNT: expansion may then start
+	// at any multiple of it after DTSTART and get the same occurrences,
+	// instead of iterating from a DTSTART years ago (see rule.from).
+	step       int
+	stepMonths bool
+	// moved is opt for such a later start: what the rule took from
+	// DTSTART (the day of the month, the month) made explicit.
+	moved rrule.ROption
 }
 
 // rdate is one RDATE: an extra occurrence, with its own length for a
@@ -420,13 +478,29 @@ func (c *compiler) rule(s *series, value string) (*rule, error) {
 	if err != nil {
 		return nil, err
 	}
-	out := &rule{opt: *opt, r: r}
+	out := &rule{opt: *opt, r: r, moved: *opt}
 	if opt.Count == 0 && len(opt.Bysetpos) == 0 {
+		n := max(opt.Interval, 1)
+		noBy := len(opt.Byweekno) == 0 && len(opt.Byyearday) == 0 && len(opt.Bymonthday) == 0 &&
+			len(opt.Byweekday) == 0 && len(opt.Byeaster) == 0
 		switch opt.Freq {
 		case rrule.DAILY:
-			out.step = max(opt.Interval, 1)
+			out.step = n
 		case rrule.WEEKLY:
-			out.step = 7 * max(opt.Interval, 1)
+			out.step = 7 * n
+		case rrule.MONTHLY:
+			out.step, out.stepMonths = n, true
+			if noBy {
+				out.moved.Bymonthday = []int{s.start.Day()}
+			}
+		case rrule.YEARLY:
+			out.step, out.stepMonths = 12*n, true
+			if noBy {
+				out.moved.Bymonthday = []int{s.start.Day()}
+				if len(opt.Bymonth) == 0 {
+					out.moved.Bymonth = []int{int(s.start.Month())}
+				}
+			}
 		}
 	}
 	if c.probed > probeBudget {

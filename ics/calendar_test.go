@@ -167,3 +167,98 @@ func TestLoadZoneOption(t *testing.T) {
 		t.Errorf("%v %v, want one problem", err, cal.Problems)
 	}
 }
+
+// The facts of a feed, through the rules: a day of the Outlook feed as
+// the engine would see it.
+func TestFactsThroughRules(t *testing.T) {
+	berlin := mustZone(t, "Europe/Berlin")
+	cal := parseFile(t, "outlook.ics", Options{Location: berlin})
+	derive := func(at time.Time) rules.Output {
+		events := cal.Events(at.Add(-time.Hour), at.Add(8*time.Hour))
+		return rules.Derive(rules.Input{
+			Calendar: rules.Calendar{Events: events, AutoReply: rules.AutoReply{Status: rules.AutoReplyDisabled}, Location: cal.Zone, Known: true},
+			Policy:   rules.DefaultPolicy(),
+		}, at)
+	}
+	for _, tc := range []struct {
+		at    time.Time
+		state rules.State
+		until time.Time
+	}{
+		{utc(2024, 3, 5, 9, 30), rules.Busy, utc(2024, 3, 5, 10, 0)},    // Jour fixe
+		{utc(2024, 3, 5, 10, 30), rules.Available, time.Time{}},         // after it
+		{utc(2024, 3, 18, 12, 30), rules.Available, time.Time{}},        // "Lesezeit" is free
+		{utc(2024, 4, 10, 9, 0), rules.OOF, utc(2024, 4, 12, 22, 0)},    // all-day OOF event
+		{utc(2024, 3, 9, 17, 5), rules.Busy, utc(2024, 3, 9, 17, 15)},   // Seattle standup, PST
+		{utc(2024, 3, 10, 16, 5), rules.Busy, utc(2024, 3, 10, 16, 15)}, // and PDT
+		{utc(2024, 3, 14, 7, 0), rules.Busy, utc(2024, 3, 14, 7, 30)},   // private: busy, no subject
+	} {
+		out := derive(tc.at)
+		if out.Calendar.State != tc.state || !out.Calendar.Until.Equal(tc.until) {
+			t.Errorf("%v: %s until %v, want %s until %v", tc.at, out.Calendar.State, out.Calendar.Until.UTC(), tc.state, tc.until)
+		}
+	}
+}
+
+// Occurrences at wall times a DST change skips or repeats follow RFC
+// 5545: the gap is read with the offset before it, the repeated hour is
+// the first.
+func TestRecurrenceAtDSTChanges(t *testing.T) {
+	data := []byte("BEGIN:VCALENDAR\r\nBEGIN:VEVENT\r\nUID:night\r\nDTSTART;TZID=Europe/Berlin:20240317T023000\r\nDURATION:PT15M\r\nRRULE:FREQ=WEEKLY;BYDAY=SU\r\nEND:VEVENT\r\nEND:VCALENDAR\r\n")
+	cal, err := Parse(data, Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := cal.Events(utc(2024, 3, 30, 0, 0), utc(2024, 4, 1, 0, 0))
+	if len(got) != 1 || !got[0].Start.Equal(utc(2024, 3, 31, 1, 30)) {
+		t.Errorf("spring: %+v, want 03:30 CEST (01:30Z)", got)
+	}
+	got = cal.Events(utc(2024, 10, 26, 0, 0), utc(2024, 10, 28, 0, 0))
+	if len(got) != 1 || !got[0].Start.Equal(utc(2024, 10, 27, 0, 30)) {
+		t.Errorf("autumn: %+v, want the first 02:30, CEST (00:30Z)", got)
+	}
+}
+
+// Starting a rule later (rule.from) must not change a single occurrence:
+// compared with rrule-go iterating from DTSTART, for rules of every
+// frequency with the parts that decide where occurrences fall.
+func TestRebaseMatchesFullIteration(t *testing.T) {
+	rrules := []string{
+		"FREQ=DAILY", "FREQ=DAILY;INTERVAL=3", "FREQ=DAILY;BYDAY=MO,TU,WE,TH,FR", "FREQ=DAILY;INTERVAL=2;BYMONTH=3,10",
+		"FREQ=WEEKLY", "FREQ=WEEKLY;INTERVAL=2;BYDAY=MO,FR", "FREQ=WEEKLY;INTERVAL=3;BYDAY=SU;WKST=SU", "FREQ=WEEKLY;UNTIL=20260101T000000Z",
+		"FREQ=MONTHLY", "FREQ=MONTHLY;INTERVAL=5", "FREQ=MONTHLY;BYDAY=1FR", "FREQ=MONTHLY;BYDAY=-1MO;INTERVAL=2",
+		"FREQ=MONTHLY;BYMONTHDAY=31", "FREQ=MONTHLY;BYMONTHDAY=-1,15", "FREQ=MONTHLY;BYDAY=MO,TU,WE,TH,FR;BYSETPOS=-1",
+		"FREQ=YEARLY", "FREQ=YEARLY;INTERVAL=2", "FREQ=YEARLY;BYMONTH=3;BYDAY=-1SU", "FREQ=YEARLY;BYWEEKNO=20;BYDAY=MO",
+		"FREQ=YEARLY;BYYEARDAY=100,-1", "FREQ=YEARLY;BYMONTH=2", "FREQ=YEARLY;INTERVAL=4;BYMONTH=2;BYMONTHDAY=29",
+	}
+	starts := []string{"20150131T093000", "20150329T023000", "20160229T180000", "20150105T000000"}
+	windows := []time.Time{utc(2015, 6, 1, 0, 0), utc(2019, 12, 30, 0, 0), utc(2024, 2, 28, 0, 0), utc(2024, 10, 27, 0, 0), utc(2031, 1, 1, 0, 0)}
+	for _, rr := range rrules {
+		for _, st := range starts {
+			data := []byte("BEGIN:VCALENDAR\r\nBEGIN:VEVENT\r\nUID:r\r\nDTSTART;TZID=Europe/Berlin:" + st + "\r\nDURATION:PT1H\r\nRRULE:" + rr + "\r\nEND:VEVENT\r\nEND:VCALENDAR\r\n")
+			cal, err := Parse(data, Options{})
+			if err != nil || len(cal.Problems) > 0 || len(cal.series) != 1 {
+				t.Fatalf("%s from %s: %v %v", rr, st, err, cal.Problems)
+			}
+			if len(cal.series[0].rules) == 0 {
+				continue // never occurs from this start (29 February every 4 years from 2015)
+			}
+			r := cal.series[0].rules[0]
+			for _, lo := range windows {
+				hi := lo.AddDate(0, 4, 0)
+				full := r.r.Between(lo, hi, true)
+				moved := r.from(lo).Between(lo, hi, true)
+				if len(full) != len(moved) {
+					t.Errorf("%s from %s, window %v: %d occurrences, %d when started later", rr, st, lo, len(full), len(moved))
+					continue
+				}
+				for i := range full {
+					if !full[i].Equal(moved[i]) {
+						t.Errorf("%s from %s: occurrence %v, started later %v", rr, st, full[i], moved[i])
+						break
+					}
+				}
+			}
+		}
+	}
+}

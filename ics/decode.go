@@ -40,13 +40,23 @@ const maxDepth = 16
 // blank lines are ignored, lines may end in LF or CRLF, and several
 // VCALENDAR objects in one body are merged into the first.
 func decode(data []byte) (*ical.Calendar, error) {
-	cal, _, err := decodeLines(data)
+	cal, _, err := decodeLines(data, nil)
 	return cal, err
 }
 
+// A filter tells decodeLines what to keep: components by name, and
+// properties by their component, name and whole content line. Parse keeps
+// only what it reads; the other lines are cut at their name and never
+// split further (so a malformed parameter of, say, DESCRIPTION goes
+// unreported), which halves the work on a typical export.
+type filter interface {
+	component(name string) bool
+	property(comp, name, line string) bool
+}
+
 // decodeLines is decode that also tells the line each component begins
-// on.
-func decodeLines(data []byte) (*ical.Calendar, map[*ical.Component]int, error) {
+// on, keeping what keep keeps (all when nil).
+func decodeLines(data []byte, keep filter) (*ical.Calendar, map[*ical.Component]int, error) {
 	d := decoder{src: string(data)}
 	begins := map[*ical.Component]int{}
 	d.src = strings.TrimPrefix(d.src, "\uFEFF")
@@ -55,12 +65,24 @@ func decodeLines(data []byte) (*ical.Calendar, map[*ical.Component]int, error) {
 		stack []*ical.Component
 		lines []int         // BEGIN line of each stack entry
 		props [][]ical.Prop // properties of each stack entry, until its END
+		skip  []bool        // stack entries that are not kept
 		done  bool          // the first VCALENDAR has ended
 	)
 	for {
 		text, line, ok := d.next()
 		if !ok {
 			break
+		}
+		if keep != nil && len(stack) > 0 {
+			i := 0
+			for i < len(text) && text[i] != ';' && text[i] != ':' {
+				i++
+			}
+			if i > 0 && i < len(text) && !isBeginEnd(text[:i]) {
+				if skip[len(stack)-1] || !keep.property(stack[len(stack)-1].Name, strings.ToUpper(text[:i]), text) {
+					continue
+				}
+			}
 		}
 		prop, err := d.parseContentLine(text, line)
 		if err != nil {
@@ -87,7 +109,8 @@ func decodeLines(data []byte) (*ical.Calendar, map[*ical.Component]int, error) {
 					cal = c
 				}
 			}
-			stack, lines = append(stack, c), append(lines, line)
+			dropped := len(stack) > 0 && (skip[len(stack)-1] || keep != nil && !keep.component(name))
+			stack, lines, skip = append(stack, c), append(lines, line), append(skip, dropped)
 			if len(props) < len(stack) {
 				props = append(props, nil)
 			}
@@ -101,7 +124,11 @@ func decodeLines(data []byte) (*ical.Calendar, map[*ical.Component]int, error) {
 				return nil, nil, &SyntaxError{line, fmt.Sprintf("END:%s, but BEGIN:%s of line %d is still open", clip(prop.Value), top.Name, lines[len(lines)-1])}
 			}
 			d.setProps(top, props[len(stack)-1])
-			stack, lines = stack[:len(stack)-1], lines[:len(lines)-1]
+			dropped := skip[len(stack)-1]
+			stack, lines, skip = stack[:len(stack)-1], lines[:len(lines)-1], skip[:len(skip)-1]
+			if dropped {
+				continue
+			}
 			if len(stack) > 0 {
 				parent := stack[len(stack)-1]
 				parent.Children = append(parent.Children, top)
@@ -125,6 +152,10 @@ func decodeLines(data []byte) (*ical.Calendar, map[*ical.Component]int, error) {
 		return nil, nil, &SyntaxError{max(d.line, 1), "no BEGIN:VCALENDAR: not an iCalendar file"}
 	}
 	return &ical.Calendar{Component: cal}, begins, nil
+}
+
+func isBeginEnd(name string) bool {
+	return strings.EqualFold(name, "BEGIN") || strings.EqualFold(name, "END")
 }
 
 // setProps gives a component its properties, in one map of the right

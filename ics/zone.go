@@ -70,6 +70,9 @@ type zones struct {
 	defs  map[string]*ical.Component // VTIMEZONE by TZID
 	memo  map[string]zoneResult
 	extra func(string) (*time.Location, error)
+	// spent is the time spent building zones from VTIMEZONEs: a feed of
+	// many invented zones with rules that never occur must not take long.
+	spent time.Duration
 }
 
 type zoneResult struct {
@@ -135,6 +138,11 @@ func (z *zones) resolve(tzid string) (*time.Location, error) {
 			return loc, nil
 		}
 	}
+	if z.spent > probeBudget {
+		return nil, fmt.Errorf("time zone %q: not built, the calendar's VTIMEZONEs took over %s", tzid, probeBudget)
+	}
+	t0 := time.Now()
+	defer func() { z.spent += time.Since(t0) }()
 	return buildZone(tzid, def)
 }
 
