@@ -95,6 +95,11 @@ func (f *feedServer) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Content-Type", "text/calendar")
 		_, _ = w.Write([]byte(strings.Repeat("X-PADDING:0123456789012345678901234567890123456789\r\n", 200)))
 		return
+	case "ivan":
+		w.Header().Set("Content-Length", "1000000")
+		w.WriteHeader(http.StatusOK)
+		_, _ = w.Write([]byte("BEGIN:VCALENDAR\r\n"))
+		return
 	case "grace":
 		w.Header().Set("Content-Type", "text/html; charset=utf-8")
 		_, _ = w.Write([]byte("<!DOCTYPE html>\n<html><body>Please log in</body></html>\n"))
@@ -159,7 +164,7 @@ func TestSourceConditionalRequestsAndErrors(t *testing.T) {
 	defer srv.Close()
 	s := newTestSource(t, srv, Config{Timeout: 150 * time.Millisecond})
 	mailboxes := []string{"alice@example.com", "bob@example.com", "carol@example.com", "dave@example.com",
-		"erin@example.com", "frank@example.com", "grace@example.com", "heidi@example.com", "nobody@example.com"}
+		"erin@example.com", "frank@example.com", "grace@example.com", "heidi@example.com", "ivan@example.com", "nobody@example.com"}
 	ctx := context.Background()
 
 	facts, err := s.Schedules(ctx, mailboxes, winStart, winEnd)
@@ -189,6 +194,9 @@ func TestSourceConditionalRequestsAndErrors(t *testing.T) {
 	}
 	if err := m["frank"].Err; !errors.Is(err, ErrTooLarge) {
 		t.Errorf("frank: %v, want ErrTooLarge", err)
+	}
+	if err := m["ivan"].Err; !errors.Is(err, ErrTooLarge) || !strings.Contains(err.Error(), "1000000 bytes") {
+		t.Errorf("ivan: %v, want ErrTooLarge from the Content-Length", err)
 	}
 	if err := m["grace"].Err; err == nil || !strings.Contains(err.Error(), "HTML page") || !strings.Contains(err.Error(), "line 1") {
 		t.Errorf("grace: %v, want an HTML-page error naming line 1", err)
@@ -232,7 +240,7 @@ func TestSourceConditionalRequestsAndErrors(t *testing.T) {
 	if st.NotModified != 2 || st.Requests["not_modified"] != 2 || st.Requests["unchanged"] != 1 {
 		t.Errorf("stats %+v: want 2 not modified (alice, bob) and 1 unchanged (carol)", st)
 	}
-	want := map[string]int64{"ok": 3, "http_4xx": 1, "http_5xx": 1, "too_large": 1, "invalid": 1, "network": 1}
+	want := map[string]int64{"ok": 3, "http_4xx": 1, "http_5xx": 1, "too_large": 2, "invalid": 1, "network": 1}
 	for k, v := range want {
 		if st.Requests[k] != v {
 			t.Errorf("requests[%s] = %d, want %d (%v)", k, st.Requests[k], v, st.Requests)
@@ -442,5 +450,41 @@ func TestURLTemplate(t *testing.T) {
 	}
 	if _, ok := m("empty@example.com"); ok {
 		t.Error("URLMap: an empty URL must mean no feed")
+	}
+}
+
+// A feed that turns invalid fails alone, and what was parsed before is
+// not brought back by a later 304 for the broken body's ETag.
+func TestSourceInvalidFeedForgetsValidators(t *testing.T) {
+	fs := newFeedServer()
+	srv := httptest.NewServer(fs)
+	defer srv.Close()
+	s := newTestSource(t, srv, Config{})
+	poll := func() rules.MailboxFacts {
+		facts, err := s.Schedules(context.Background(), []string{"alice@example.com"}, winStart, winEnd)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return facts[0]
+	}
+	if f := poll(); f.Err != nil || len(f.Events) != 1 {
+		t.Fatalf("%+v", f)
+	}
+	fs.set("alice", "BEGIN:VCALENDAR\r\nBEGIN:VEVENT\r\nSUMMARY;broken\r\n")
+	if f := poll(); f.Err == nil || !strings.Contains(f.Err.Error(), "line 3") {
+		t.Fatalf("broken feed: %v, want an error naming line 3", f.Err)
+	}
+	if f := poll(); f.Err == nil {
+		t.Fatal("the broken feed again: no error (a 304 must not revive the old calendar)")
+	}
+	fs.mu.Lock()
+	inm := fs.inm["alice"]
+	fs.mu.Unlock()
+	if inm != "" {
+		t.Errorf("If-None-Match %q sent after a broken body", inm)
+	}
+	fs.set("alice", fmt.Sprintf(feedTmpl, "alice-3", "160000"))
+	if f := poll(); f.Err != nil || len(f.Events) != 1 || f.Events[0].Subject != "alice-3" {
+		t.Errorf("repaired feed: %+v", f)
 	}
 }
