@@ -468,7 +468,11 @@ func ovTestList(t *testing.T, start ovStart) {
 		t.Errorf("list before any set: %v", l)
 	}
 	until := time.Now().Add(time.Hour).UTC().Truncate(time.Second).Format(time.RFC3339)
+	m0 := w.marks()
 	w.set(t, "dnd", until, ovMeeting)
+	// The set's re-broadcast reaches bob on his own stream, in no fixed
+	// order with the IQ result: wait for it before marking again.
+	ovExpect(t, ovNext(t, w.bob, m0[w.bob], ovDesk), ovPresence{"dnd", ovMeeting, 10}, "bob's view after the set")
 	l := ovList(t, w.comp)
 	if len(l) != 1 || l[0].XMLName.Local != "overlay" || l[0].Attr("jid") != ovAlice || l[0].Attr("show") != "dnd" ||
 		l[0].Attr("until") != until || l[0].ChildText("status") != ovMeeting {

@@ -96,13 +96,13 @@ func newPublisher(b *Bot, st Store) (*publisher, error) {
 // follow turns the engine's changes into wishes, starting from every
 // tracked person's current state.
 func (p *publisher) follow(ctx context.Context, changes <-chan presence.Change) {
-	for _, mb := range p.bot.engine.Mailboxes() {
-		if out, ok := p.bot.engine.Get(mb); ok {
-			p.wish(mb, out)
-		}
-	}
+	p.resync()
 	flush := time.NewTicker(time.Second)
 	defer flush.Stop()
+	// The engine drops changes a subscriber has no room for (a large
+	// shared boundary): re-reading everyone now and then repairs that.
+	resync := time.NewTicker(resyncInterval)
+	defer resync.Stop()
 	for {
 		select {
 		case <-ctx.Done():
@@ -115,6 +115,21 @@ func (p *publisher) follow(ctx context.Context, changes <-chan presence.Change) 
 			p.wish(c.Mailbox, c.Output)
 		case <-flush.C:
 			p.save()
+		case <-resync.C:
+			p.resync()
+		}
+	}
+}
+
+// resyncInterval is how often every tracked person's state is re-read.
+var resyncInterval = 30 * time.Second
+
+// resync wishes every tracked person's current state; unchanged wishes
+// cost nothing (enqueue skips what the server already holds).
+func (p *publisher) resync() {
+	for _, mb := range p.bot.engine.Mailboxes() {
+		if out, ok := p.bot.engine.Get(mb); ok {
+			p.wish(mb, out)
 		}
 	}
 }

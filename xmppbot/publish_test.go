@@ -8,6 +8,7 @@ import (
 
 	"mellium.im/xmpp/stanza"
 
+	"github.com/presencegw/presencegw/internal/presence"
 	"github.com/presencegw/presencegw/rules"
 )
 
@@ -153,5 +154,52 @@ func TestPublisherRefusal(t *testing.T) {
 	b.pub.wish("u1@example.com", busyUntil("another meeting"))
 	if got := waitApplied(t, rec, 2); len(got) != 2 {
 		t.Errorf("a changed wish after a refusal: %q", got)
+	}
+}
+
+// lossyEngine is an engine whose changes never arrive (all dropped).
+type lossyEngine struct {
+	probeEngine
+	mu  sync.Mutex
+	out map[string]rules.Output
+}
+
+func (e *lossyEngine) Mailboxes() []string {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	var mbs []string
+	for mb := range e.out {
+		mbs = append(mbs, mb)
+	}
+	return mbs
+}
+
+func (e *lossyEngine) Get(mb string) (rules.Output, bool) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	o, ok := e.out[mb]
+	return o, ok
+}
+
+// TestPublisherResync: a change the engine dropped is published at the
+// next re-read.
+func TestPublisherResync(t *testing.T) {
+	old := resyncInterval
+	resyncInterval = 30 * time.Millisecond
+	t.Cleanup(func() { resyncInterval = old })
+	rec := &recorder{held: map[string]overlay{}}
+	b, c := publisherBot(t, 1000, 1000, rec)
+	eng := &lossyEngine{out: map[string]rules.Output{"u1@example.com": {State: rules.Available}}}
+	b.engine = eng
+	b.pub.connected(c)
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { defer close(done); b.pub.follow(ctx, make(chan presence.Change)) }()
+	t.Cleanup(func() { cancel(); <-done })
+	eng.mu.Lock()
+	eng.out["u1@example.com"] = busyUntil("missed change")
+	eng.mu.Unlock()
+	if got := waitApplied(t, rec, 1); got[0] != "u1@example.test dnd missed change" {
+		t.Errorf("applied %q", got)
 	}
 }
