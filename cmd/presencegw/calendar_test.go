@@ -70,7 +70,7 @@ graph:
 		}
 		return true
 	}
-	for deadline := time.Now().Add(10 * time.Second); time.Now().Before(deadline) && !all(); {
+	for deadline := time.Now().Add(30 * time.Second); time.Now().Before(deadline) && !all(); { // generous: CI machines are shared
 		time.Sleep(50 * time.Millisecond)
 	}
 	l := logs.String()
