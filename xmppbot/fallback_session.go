@@ -23,6 +23,8 @@ import (
 	"mellium.im/xmpp/stanza"
 
 	"github.com/presencegw/presencegw/rules"
+
+	"github.com/presencegw/presencegw/internal/xmppbind"
 )
 
 // The ejabberd fallback: while a person is in a calendar state and
@@ -599,7 +601,7 @@ func (m *calendarSessions) open(ctx context.Context, k string, p *calPerson, wan
 		}
 		features = append(features, xmpp.StartTLS(cfg))
 	}
-	features = append(features, xmpp.SASL("", tok.Token, xOAuth2), bindResource(calendarResource))
+	features = append(features, xmpp.SASL("", tok.Token, xOAuth2), xmppbind.Feature(calendarResource))
 	s, err := xmpp.NewSession(ctx, user.Domain(), full, nc, state, xmpp.NewNegotiator(func(*xmpp.Session, *xmpp.StreamConfig) xmpp.StreamConfig {
 		return xmpp.StreamConfig{Features: features}
 	}))
@@ -813,49 +815,4 @@ var xOAuth2 = sasl.Mechanism{
 	Next: func(*sasl.Negotiator, []byte, any) (bool, []byte, any, error) {
 		return false, nil, nil, sasl.ErrTooManySteps
 	},
-}
-
-// bindResource binds the given resource. mellium v0.22's own bind
-// feature sends an empty <resource/> (its payload writes the JID, not
-// the resource), so the server would pick a random one.
-func bindResource(resource string) xmpp.StreamFeature {
-	f := xmpp.BindResource()
-	f.Negotiate = func(ctx context.Context, s *xmpp.Session, _ any) (xmpp.SessionState, io.ReadWriter, error) {
-		w := s.TokenWriter()
-		defer w.Close()
-		req := xmlstream.Wrap(
-			xmlstream.Wrap(
-				xmlstream.Wrap(xmlstream.Token(xml.CharData(resource)), xml.StartElement{Name: xml.Name{Local: "resource"}}),
-				xml.StartElement{Name: xml.Name{Space: "urn:ietf:params:xml:ns:xmpp-bind", Local: "bind"}}),
-			xml.StartElement{Name: xml.Name{Local: "iq"}, Attr: []xml.Attr{
-				{Name: xml.Name{Local: "type"}, Value: "set"}, {Name: xml.Name{Local: "id"}, Value: "bind1"}}})
-		if _, err := xmlstream.Copy(w, req); err != nil {
-			return 0, nil, err
-		}
-		if err := w.Flush(); err != nil {
-			return 0, nil, err
-		}
-		r := s.TokenReader()
-		defer r.Close()
-		var resp struct {
-			Type string `xml:"type,attr"`
-			JID  string `xml:"bind>jid"`
-		}
-		if err := xml.NewTokenDecoder(r).Decode(&resp); err != nil {
-			return 0, nil, fmt.Errorf("bind reply: %w", err)
-		}
-		if resp.Type != "result" {
-			return 0, nil, fmt.Errorf("bind %s: %s", resource, resp.Type)
-		}
-		bound, err := jid.Parse(resp.JID)
-		if err != nil {
-			return 0, nil, fmt.Errorf("bind reply jid %q: %w", resp.JID, err)
-		}
-		if bound.Resourcepart() != resource {
-			return 0, nil, fmt.Errorf("the server bound %s, not the resource %s", bound, resource)
-		}
-		s.UpdateAddr(bound)
-		return xmpp.Ready, nil, nil
-	}
-	return f
 }

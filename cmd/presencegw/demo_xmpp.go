@@ -42,6 +42,8 @@ import (
 	"github.com/presencegw/presencegw/configs"
 	"github.com/presencegw/presencegw/internal/config"
 	"github.com/presencegw/presencegw/xmppbot"
+
+	"github.com/presencegw/presencegw/internal/xmppbind"
 )
 
 const (
@@ -862,7 +864,7 @@ func demoLogin(ctx context.Context, addr, bareJID, password, resource string) (*
 	s, err := xmpp.NewSession(ctx, full.Domain(), full, conn, xmpp.Secure, xmpp.NewNegotiator(func(*xmpp.Session, *xmpp.StreamConfig) xmpp.StreamConfig {
 		return xmpp.StreamConfig{Features: []xmpp.StreamFeature{
 			xmpp.SASL("", password, sasl.Plain),
-			demoBind(resource),
+			xmppbind.Feature(resource),
 		}}
 	}))
 	if err != nil {
@@ -870,47 +872,6 @@ func demoLogin(ctx context.Context, addr, bareJID, password, resource string) (*
 		return nil, err
 	}
 	return s, nil
-}
-
-// demoBind binds the given resource (mellium v0.22's BindResource sends
-// an empty one, so the server would pick a random resource).
-func demoBind(resource string) xmpp.StreamFeature {
-	f := xmpp.BindResource()
-	f.Negotiate = func(ctx context.Context, s *xmpp.Session, _ any) (xmpp.SessionState, io.ReadWriter, error) {
-		w := s.TokenWriter()
-		defer w.Close()
-		req := xmlstream.Wrap(
-			xmlstream.Wrap(
-				xmlstream.Wrap(xmlstream.Token(xml.CharData(resource)), xml.StartElement{Name: xml.Name{Local: "resource"}}),
-				xml.StartElement{Name: xml.Name{Space: "urn:ietf:params:xml:ns:xmpp-bind", Local: "bind"}}),
-			xml.StartElement{Name: xml.Name{Local: "iq"}, Attr: []xml.Attr{
-				{Name: xml.Name{Local: "type"}, Value: "set"}, {Name: xml.Name{Local: "id"}, Value: "bind1"}}})
-		if _, err := xmlstream.Copy(w, req); err != nil {
-			return 0, nil, err
-		}
-		if err := w.Flush(); err != nil {
-			return 0, nil, err
-		}
-		r := s.TokenReader()
-		defer r.Close()
-		var resp struct {
-			Type string `xml:"type,attr"`
-			JID  string `xml:"bind>jid"`
-		}
-		if err := xml.NewTokenDecoder(r).Decode(&resp); err != nil {
-			return 0, nil, fmt.Errorf("bind reply: %w", err)
-		}
-		if resp.Type != "result" {
-			return 0, nil, fmt.Errorf("bind %s: %s", resource, resp.Type)
-		}
-		bound, err := jid.Parse(resp.JID)
-		if err != nil {
-			return 0, nil, fmt.Errorf("bind reply jid %q: %w", resp.JID, err)
-		}
-		s.UpdateAddr(bound)
-		return xmpp.Ready, nil, nil
-	}
-	return f
 }
 
 // demoJIDs is the people's bare JIDs.

@@ -24,6 +24,8 @@ import (
 	"mellium.im/xmlstream"
 	"mellium.im/xmpp"
 	"mellium.im/xmpp/jid"
+
+	"github.com/presencegw/presencegw/internal/xmppbind"
 )
 
 // Helpers for load tests with thousands of users on one server (the
@@ -370,7 +372,7 @@ func DialLite(ctx context.Context, srv *XMPPServer, user, password, resource str
 	s, err := xmpp.NewSession(ctx, addr.Domain(), addr, conn, xmpp.Secure, xmpp.NewNegotiator(func(*xmpp.Session, *xmpp.StreamConfig) xmpp.StreamConfig {
 		return xmpp.StreamConfig{Features: []xmpp.StreamFeature{
 			xmpp.SASL("", password, sasl.Plain),
-			bindAs(addr),
+			xmppbind.Feature(addr.Resourcepart()),
 		}}
 	}))
 	if err != nil {

@@ -4,7 +4,6 @@ import (
 	"context"
 	"encoding/xml"
 	"fmt"
-	"io"
 	"net"
 	"strconv"
 	"strings"
@@ -17,6 +16,8 @@ import (
 	"mellium.im/xmpp"
 	"mellium.im/xmpp/component"
 	"mellium.im/xmpp/jid"
+
+	"github.com/presencegw/presencegw/internal/xmppbind"
 )
 
 // Node is a received XML element kept whole, so tests can assert on any
@@ -133,7 +134,7 @@ func DialXMPP(t testing.TB, srv *XMPPServer, user, resource string) *XMPPClient 
 	s, err := xmpp.NewSession(ctx, addr.Domain(), addr, conn, xmpp.Secure, xmpp.NewNegotiator(func(*xmpp.Session, *xmpp.StreamConfig) xmpp.StreamConfig {
 		return xmpp.StreamConfig{Features: []xmpp.StreamFeature{
 			xmpp.SASL("", user, sasl.Plain),
-			bindAs(addr),
+			xmppbind.Feature(addr.Resourcepart()),
 		}}
 	}))
 	if err != nil {
@@ -145,43 +146,6 @@ func DialXMPP(t testing.TB, srv *XMPPServer, user, resource string) *XMPPClient 
 	// pushes only to resources that did.
 	c.IQ(t, `<iq type="get" id="roster1"><query xmlns="jabber:iq:roster"/></iq>`)
 	return c
-}
-
-// bindAs binds the resource of addr. mellium v0.22's own bind feature
-// sends an empty <resource/> (bindPayload writes the JID, not the
-// resource), so the server would pick a random one.
-func bindAs(addr jid.JID) xmpp.StreamFeature {
-	f := xmpp.BindResource()
-	f.Negotiate = func(ctx context.Context, s *xmpp.Session, _ any) (xmpp.SessionState, io.ReadWriter, error) {
-		w := s.TokenWriter()
-		defer w.Close()
-		req := fmt.Sprintf(`<iq xmlns="jabber:client" type="set" id="bind1"><bind xmlns="urn:ietf:params:xml:ns:xmpp-bind"><resource>%s</resource></bind></iq>`, addr.Resourcepart())
-		if _, err := xmlstream.Copy(w, rawTokens(req)); err != nil {
-			return 0, nil, err
-		}
-		if err := w.Flush(); err != nil {
-			return 0, nil, err
-		}
-		r := s.TokenReader()
-		defer r.Close()
-		var resp struct {
-			Type string `xml:"type,attr"`
-			JID  string `xml:"bind>jid"`
-		}
-		if err := xml.NewTokenDecoder(r).Decode(&resp); err != nil {
-			return 0, nil, fmt.Errorf("bind reply: %w", err)
-		}
-		if resp.Type != "result" {
-			return 0, nil, fmt.Errorf("bind %s: %s", addr.Resourcepart(), resp.Type)
-		}
-		bound, err := jid.Parse(resp.JID)
-		if err != nil {
-			return 0, nil, fmt.Errorf("bind reply jid %q: %w", resp.JID, err)
-		}
-		s.UpdateAddr(bound)
-		return xmpp.Ready, nil, nil
-	}
-	return f
 }
 
 // DialComponent connects as the server's XEP-0114 component.
