@@ -6,6 +6,8 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"net/url"
+	"strings"
 	"time"
 
 	"github.com/presencegw/presencegw/rules"
@@ -170,21 +172,76 @@ func render(e Entry, c *Caller) (presenceJSON, int) {
 }
 
 // getPresence is GET /api/v1/presence?email=ADDR.
-func (s *Server) getPresence(w http.ResponseWriter, r *http.Request) {
-	c := callerFrom(r)
-	q := r.URL.Query()
-	emails := q["email"]
-	if len(emails) != 1 {
+func (s *Server) getPresence(w http.ResponseWriter, r *http.Request, c *Caller) {
+	email, n := queryParam(r.URL.RawQuery, "email")
+	if n != 1 {
 		writeError(w, http.StatusBadRequest, "bad_request", "give exactly one email parameter")
 		return
 	}
-	out, code := render(s.backend.Lookup(emails[0]), c)
+	out, code := render(s.backend.Lookup(email), c)
+	bp := getBuf()
+	defer putBuf(bp)
+	b := *bp
 	if out.Error != nil {
-		writeJSON(w, code, map[string]any{"error": out.Error})
-		return
+		b = append(b, `{"error":`...)
+		b = appendAPIError(b, out.Error)
+		b = append(b, '}')
+	} else {
+		var err error
+		if b, err = appendPresence(b, &out); err != nil {
+			// A time encoding/json cannot write either: its answer.
+			w.Header()["Cache-Control"] = hdrPrivateNone
+			writeJSON(w, code, out)
+			return
+		}
+		w.Header()["Cache-Control"] = hdrPrivateNone
 	}
-	w.Header().Set("Cache-Control", "private, no-store")
-	writeJSON(w, code, out)
+	*bp = append(b, '\n')
+	w.Header()["Content-Type"] = hdrJSON
+	w.WriteHeader(code)
+	_, _ = w.Write(*bp) // the client went away; nothing to tell it
+}
+
+// maxFastParams bounds the queries queryParam reads itself; longer ones
+// go through url.ParseQuery, which also enforces Go's limit on the number
+// of parameters (GODEBUG urlmaxqueryparams).
+const maxFastParams = 16
+
+// queryParam returns the first value of the query parameter name and how
+// many times it is given, as r.URL.Query()[name] would (pairs with a
+// semicolon or a bad escape ignored), without building the map of every
+// parameter.
+func queryParam(rawQuery, name string) (string, int) {
+	if strings.Count(rawQuery, "&") >= maxFastParams {
+		q, _ := url.ParseQuery(rawQuery) // partial on error, as URL.Query
+		vals := q[name]
+		if len(vals) == 0 {
+			return "", 0
+		}
+		return vals[0], len(vals)
+	}
+	var first string
+	n := 0
+	for q := rawQuery; q != ""; {
+		var kv string
+		kv, q, _ = strings.Cut(q, "&")
+		if kv == "" || strings.Contains(kv, ";") {
+			continue
+		}
+		k, v, _ := strings.Cut(kv, "=")
+		k, err := url.QueryUnescape(k)
+		if err != nil || k != name {
+			continue
+		}
+		if v, err = url.QueryUnescape(v); err != nil {
+			continue
+		}
+		if n == 0 {
+			first = v
+		}
+		n++
+	}
+	return first, n
 }
 
 // batchRequest is the body of POST /api/v1/presence/batch.
@@ -194,8 +251,7 @@ type batchRequest struct {
 
 // postBatch is POST /api/v1/presence/batch: one entry per address, in
 // order; a bad address is an error of its entry, not of the request.
-func (s *Server) postBatch(w http.ResponseWriter, r *http.Request) {
-	c := callerFrom(r)
+func (s *Server) postBatch(w http.ResponseWriter, r *http.Request, c *Caller) {
 	var req batchRequest
 	if !decodeBody(w, r, int64(s.opts.MaxBatch)*400+1024, true, &req) {
 		return
@@ -208,11 +264,36 @@ func (s *Server) postBatch(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusRequestEntityTooLarge, "too_many", fmt.Sprintf("at most %d addresses per batch, not %d", s.opts.MaxBatch, len(req.Emails)))
 		return
 	}
-	results := make([]presenceJSON, len(req.Emails))
+	bp := getBuf()
+	defer putBuf(bp)
+	b := append(*bp, `{"results":[`...)
 	for i, e := range req.Emails {
+		if i > 0 {
+			b = append(b, ',')
+		}
+		out, _ := render(s.backend.Lookup(e), c)
+		var err error
+		if b, err = appendPresence(b, &out); err != nil {
+			// A time encoding/json cannot write either: its answer.
+			s.writeBatchJSON(w, req.Emails, c)
+			return
+		}
+	}
+	*bp = append(b, "]}\n"...)
+	h := w.Header()
+	h["Cache-Control"] = hdrPrivateNone
+	h["Content-Type"] = hdrJSON
+	w.WriteHeader(http.StatusOK)
+	_, _ = w.Write(*bp) // the client went away; nothing to tell it
+}
+
+// writeBatchJSON is the batch answer through encoding/json.
+func (s *Server) writeBatchJSON(w http.ResponseWriter, emails []string, c *Caller) {
+	results := make([]presenceJSON, len(emails))
+	for i, e := range emails {
 		results[i], _ = render(s.backend.Lookup(e), c)
 	}
-	w.Header().Set("Cache-Control", "private, no-store")
+	w.Header()["Cache-Control"] = hdrPrivateNone
 	writeJSON(w, http.StatusOK, map[string]any{"results": results})
 }
 

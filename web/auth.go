@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"net"
 	"net/http"
+	"net/netip"
 	"strings"
 	"sync"
 	"time"
@@ -59,11 +60,21 @@ func HashKey(key string) string {
 	return hex.EncodeToString(sum[:])
 }
 
-// authenticate finds the caller: a bearer Entra ID access token (when
+// authenticate finds the caller as authenticateCaller does and passes it
+// on in the request's context (callerFrom).
+func (s *Server) authenticate(group string, next http.HandlerFunc) http.HandlerFunc {
+	return s.authenticateCaller(group, func(w http.ResponseWriter, r *http.Request, c *Caller) {
+		next(w, r.WithContext(context.WithValue(r.Context(), callerKey{}, c)))
+	})
+}
+
+// authenticateCaller finds the caller: a bearer Entra ID access token (when
 // Options.Entra is set, any bearer token shaped like a JWT), a bearer API
 // key, or anonymous when the endpoint group allows it. It answers 401 (403
-// for a token without the required scope) itself when none applies.
-func (s *Server) authenticate(group string, next http.HandlerFunc) http.HandlerFunc {
+// for a token without the required scope) itself when none applies. The
+// lookups take the caller as an argument: a request copied with a new
+// context is a cost they need not pay.
+func (s *Server) authenticateCaller(group string, next func(http.ResponseWriter, *http.Request, *Caller)) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
 		var c *Caller
 		if auth := r.Header.Get("Authorization"); auth != "" {
@@ -107,7 +118,7 @@ func (s *Server) authenticate(group string, next http.HandlerFunc) http.HandlerF
 			writeError(w, http.StatusTooManyRequests, "rate_limited", "too many requests; slow down")
 			return
 		}
-		next(w, r.WithContext(context.WithValue(r.Context(), callerKey{}, c)))
+		next(w, r, c)
 	}
 }
 
@@ -170,8 +181,11 @@ func clientIP(r *http.Request) string {
 	if err != nil {
 		host = r.RemoteAddr
 	}
-	if ip := net.ParseIP(host); ip != nil && ip.To4() == nil {
-		return ip.Mask(net.CIDRMask(64, 128)).String() + "/64"
+	// netip parses without allocating; a zoned address is left as it is
+	// (net.ParseIP, used before, did not parse it either).
+	if ip, err := netip.ParseAddr(host); err == nil && ip.Is6() && !ip.Is4In6() && ip.Zone() == "" {
+		p, _ := ip.Prefix(64)
+		return p.Addr().String() + "/64"
 	}
 	return host
 }
