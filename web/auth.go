@@ -32,10 +32,13 @@ type Caller struct {
 	// logs only: it can change and be reused, so ID is what identifies.
 	Username string
 	// JID is the caller's own bare JID, lower-cased, when its credentials
-	// prove it: the only identity an Openfire req_jid may claim. None of
-	// today's credentials does (an API key is a service's, an Entra ID
-	// token carries no JID), so it is empty for now.
+	// prove it: the only identity an Openfire req_jid may claim. An Entra
+	// ID user's JID is the directory's for the address the token names
+	// (entraPerson); an API key is a service's and has none.
 	JID string
+	// Email is the caller's own address as the directory resolves it, for
+	// callers that are people (Entra ID users).
+	Email string
 }
 
 type callerKey struct{}
@@ -101,6 +104,9 @@ func (s *Server) authenticateCaller(group string, next func(http.ResponseWriter,
 					s.entraRefused(w, err)
 					return
 				}
+				if !s.entraPerson(w, c) {
+					return
+				}
 			} else if c = s.keyCaller(token); c == nil {
 				s.allow(fails)
 				writeError(w, http.StatusUnauthorized, "unauthorized", "unknown or invalid token")
@@ -138,6 +144,26 @@ func (s *Server) entraRefused(w http.ResponseWriter, err error) {
 		w.Header().Set("WWW-Authenticate", `Bearer realm="presencegw", error="invalid_token"`)
 		writeError(w, http.StatusUnauthorized, "unauthorized", "invalid Entra ID token: "+entraProblem(err))
 	}
+}
+
+// entraPerson maps a verified Entra ID user to a person of the directory
+// by the address the token names (preferred_username, the UPN, which the
+// directory indexes with mail and proxyAddresses), and fills in the
+// caller's JID and address. A user the directory does not know — a guest,
+// an external account, a leaver — learns nothing about anyone: 403. The
+// object ID stays the caller's identity for rate limits and logs; it is
+// not used to find the person because on-premises directories do not hold
+// it. It answers itself and returns false when the caller is refused.
+func (s *Server) entraPerson(w http.ResponseWriter, c *Caller) bool {
+	if c.Username != "" {
+		if e := s.backend.Lookup(c.Username); e.Status == Found && e.JID != "" {
+			c.JID, c.Email = strings.ToLower(e.JID), e.Email
+			return true
+		}
+	}
+	writeError(w, http.StatusForbidden, "not_in_directory",
+		fmt.Sprintf("your account %q is not a person of this organisation's directory; presence is shown to colleagues only", c.Username))
+	return false
 }
 
 // keyCaller checks an API key against every configured hash in constant

@@ -479,3 +479,58 @@ func TestLooksLikeJWT(t *testing.T) {
 		}
 	}
 }
+
+// An Entra ID user is a person of the directory: the address the token
+// names resolves to their JID, which proves an Openfire req_jid; a user the
+// directory does not know learns nothing about anyone.
+func TestEntraPerson(t *testing.T) {
+	f := newFakeEntra(t)
+	k1 := rsaKey(t)
+	f.publish(t, "k1", k1)
+	s := newServer(t, func(o *Options) { o.Entra = newTestEntra(t, f, nil) })
+	as := func(user string) string {
+		c := f.claims(tenantA)
+		if user == "" {
+			delete(c, "preferred_username")
+		} else {
+			c["preferred_username"] = user
+		}
+		return signRS256(t, k1, "k1", c)
+	}
+	alice := as("Alice@Example.com")
+	tests := []struct {
+		name, token, target string
+		code                int
+		want                string // the body of a 200, or the error code
+	}{
+		{"a colleague asks", alice, "/api/v1/presence?email=carol@example.com", 200,
+			`{"email":"carol@example.com","jid":"carol@chat","state":"available","source":"xmpp"}`},
+		{"a guest", as("guest@partner.example"), "/api/v1/presence?email=carol@example.com", 403, "not_in_directory"},
+		{"no address in the token", as(""), "/api/v1/presence?email=carol@example.com", 403, "not_in_directory"},
+		{"a guest asks a badge", as("guest@partner.example"), "/badge/carol@example.com.svg", 403, "not_in_directory"},
+		// Openfire's subscribed mode: req_jid must be the caller's own JID.
+		{"openfire: own req_jid", alice, "/plugins/presence/status?type=text&jid=carol@chat&req_jid=Alice@Chat/pc", 200, "Available\n"},
+		{"openfire: someone else's req_jid", alice, "/plugins/presence/status?type=text&jid=carol@chat&req_jid=carol@chat", 200, "null\n"},
+		{"openfire: guest", as("guest@partner.example"), "/plugins/presence/status?type=text&jid=carol@chat&req_jid=guest@partner.example", 403, "not_in_directory"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			code, _, body := do(s, "GET", tt.target, tt.token, "")
+			if code != tt.code {
+				t.Fatalf("%d %s, want %d", code, body, tt.code)
+			}
+			if code == 200 {
+				if strings.TrimSpace(body) != strings.TrimSpace(tt.want) {
+					t.Errorf("%q, want %q", body, tt.want)
+				}
+				return
+			}
+			if e := errorJSON(t, body); e.Code != tt.want {
+				t.Errorf("error %+v, want code %s", e, tt.want)
+			}
+			if strings.Contains(body, "available") {
+				t.Errorf("a refused caller saw presence: %s", body)
+			}
+		})
+	}
+}
