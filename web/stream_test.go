@@ -3,6 +3,8 @@ package web
 import (
 	"bufio"
 	"context"
+	"fmt"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"strings"
@@ -177,5 +179,79 @@ func TestStreamHeartbeat(t *testing.T) {
 	case <-got:
 	case <-deadline:
 		t.Error("no heartbeat")
+	}
+}
+
+// bigBackend answers one person whose status text is large, so a few
+// events fill a socket's buffers.
+type bigBackend struct{ liveBackend }
+
+func (b *bigBackend) Lookup(email string) Entry {
+	e := b.liveBackend.Lookup(email)
+	e.Presence.Status = strings.Repeat("x", 64<<10)
+	return e
+}
+
+// A client that stops reading is dropped within about two heartbeats of a
+// blocked write, so it holds no goroutine, watch or stream slot.
+func TestStreamDropsNonReadingClient(t *testing.T) {
+	old := Heartbeat
+	Heartbeat = 50 * time.Millisecond
+	defer func() { Heartbeat = old }()
+	b := &bigBackend{liveBackend{states: map[string]rules.State{"a@x": rules.Available}, changes: make(chan string, 1)}}
+	reg := prometheus.NewRegistry()
+	s, err := New(Options{Anonymous: []string{"stream"}, AnonymousVisibility: SeeStatus}, b, func() error { return nil }, reg, reg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := httptest.NewServer(s)
+	defer srv.Close()
+	open := func() int {
+		s.streamsMu.Lock()
+		defer s.streamsMu.Unlock()
+		n := 0
+		for _, v := range s.streams {
+			n += v
+		}
+		return n
+	}
+
+	conn, err := net.Dial("tcp", srv.Listener.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	_ = conn.(*net.TCPConn).SetReadBuffer(4096)
+	if _, err := fmt.Fprintf(conn, "GET /api/v1/presence/stream?email=a@x HTTP/1.1\r\nHost: x\r\n\r\n"); err != nil {
+		t.Fatal(err)
+	}
+	for start := time.Now(); open() != 1; time.Sleep(5 * time.Millisecond) {
+		if time.Since(start) > 5*time.Second {
+			t.Fatal("the stream never opened")
+		}
+	}
+	// Changes keep coming; the client reads nothing.
+	done := make(chan struct{})
+	defer close(done)
+	go func() {
+		for {
+			select {
+			case <-done:
+				return
+			case b.changes <- "mb-a@x":
+			}
+		}
+	}()
+	for start := time.Now(); open() != 0; time.Sleep(10 * time.Millisecond) {
+		if time.Since(start) > 10*time.Second {
+			t.Fatal("a client that reads nothing still holds its stream after 10 s")
+		}
+	}
+	// The hub no longer fans out to it.
+	s.hub.mu.Lock()
+	watchers := len(s.hub.watches["mb-a@x"])
+	s.hub.mu.Unlock()
+	if watchers != 0 {
+		t.Errorf("%d watchers left", watchers)
 	}
 }
