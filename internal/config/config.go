@@ -37,10 +37,14 @@ type Config struct {
 	LDAP []LDAP `yaml:"ldap"`
 	// Files lists file directories (YAML or CSV), for small sites and demos.
 	Files []File `yaml:"files"`
-	// Calendar configures polling; Graph the Microsoft Graph source (no
-	// calendar source when absent); Policy what calendars do to presence.
+	// Calendar configures polling and which source serves whom (routing);
+	// Graph (Exchange Online), EWS (Exchange on premises) and ICS (feeds)
+	// are the calendar sources, each absent unless configured (no calendar
+	// at all when none is); Policy what calendars do to presence.
 	Calendar Calendar `yaml:"calendar"`
 	Graph    *Graph   `yaml:"graph"`
+	EWS      *EWS     `yaml:"ews"`
+	ICS      *ICS     `yaml:"ics"`
 	Policy   Policy   `yaml:"policy"`
 	// Web configures the HTTP API: who may ask, and what they see.
 	Web Web `yaml:"web"`
@@ -128,6 +132,9 @@ type LDAPAttributes struct {
 	DisplayName    string   `yaml:"display_name"`    // default displayName
 	Title          string   `yaml:"title"`           // default title
 	Department     string   `yaml:"department"`      // default department (AD) / ou / departmentNumber
+	// CalendarRoute is read and kept per person to choose their calendar
+	// source (calendar.routing.values). Default calendar.routing.attribute.
+	CalendarRoute string `yaml:"calendar_route"`
 	// ID is the entry's stable identity, which survives renames. Default
 	// per flavor: objectGUID (AD), entryUUID (OpenLDAP), ipaUniqueID
 	// (FreeIPA); "dn" keys entries by DN.
