@@ -456,6 +456,27 @@ func (ix *Index) Mailboxes() []string {
 	return out
 }
 
+// Routes maps each mailbox id the index resolves to onto its person's
+// Route (the directory attribute that chooses the calendar source);
+// mailboxes whose person has none are left out. Should people of several
+// directories share a mailbox id, the higher priority wins, then the
+// smaller value, so the answer does not depend on map order.
+func (ix *Index) Routes() map[string]string {
+	out := map[string]string{}
+	prio := map[string]int32{}
+	for _, sl := range ix.slots {
+		p := sl.p
+		if p == nil || p.MailboxID == "" || p.Route == "" {
+			continue
+		}
+		old, ok := out[p.MailboxID]
+		if !ok || sl.prio > prio[p.MailboxID] || sl.prio == prio[p.MailboxID] && p.Route < old {
+			out[p.MailboxID], prio[p.MailboxID] = p.Route, sl.prio
+		}
+	}
+	return out
+}
+
 // Len returns the number of people and of addresses in the index.
 func (ix *Index) Len() (people, addresses int) { return ix.people, len(ix.slots) }
 

@@ -18,6 +18,7 @@ import (
 	"text/template"
 	"text/template/parse"
 	"time"
+	"unique"
 
 	"github.com/go-ldap/ldap/v3"
 
@@ -159,7 +160,7 @@ func NewLDAPSource(cfg config.LDAP, log *slog.Logger) (*LDAPSource, error) {
 	}
 	add(a.Mail...)
 	add(a.ProxyAddresses, a.UserPrincipal, a.SIP, a.Mailbox, a.DisplayName, a.Title, a.Department, a.ID,
-		cfg.JID.Attribute, cfg.ChangeAttribute)
+		a.CalendarRoute, cfg.JID.Attribute, cfg.ChangeAttribute)
 	add(s.tmplAttrs...)
 	s.numericMark = strings.EqualFold(cfg.ChangeAttribute, "uSNChanged") || strings.EqualFold(cfg.ChangeAttribute, "uSNCreated")
 	return s, nil
@@ -553,6 +554,13 @@ func (s *LDAPSource) person(e *ldap.Entry, st *SyncStats) *Person {
 		Title:      e.GetEqualFoldAttributeValue(a.Title),
 		Department: e.GetEqualFoldAttributeValue(a.Department),
 		Addresses:  addrs,
+	}
+	if a.CalendarRoute != "" {
+		if v := e.GetEqualFoldAttributeValue(a.CalendarRoute); v != "" {
+			// A handful of values (recipient types) for every person:
+			// one copy each.
+			p.Route = unique.Make(v).Value()
+		}
 	}
 	p.MailboxID = addrs[0].Address
 	if a.Mailbox != "" {

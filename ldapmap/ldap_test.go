@@ -725,3 +725,50 @@ uSNChanged: 12010
 		t.Errorf("incremental against another DC: %+v, %v; want a full read", res, err)
 	}
 }
+
+// The calendar routing attribute is read per person, kept in the store's
+// snapshot, and offered per mailbox by the index.
+func TestLDAPCalendarRoute(t *testing.T) {
+	slapd := testenv.StartSlapd(t, testenv.SlapdOptions{LDIF: []string{readFile(t, "testdata/ad-seed.ldif")}})
+	pw := filepath.Join(t.TempDir(), "pw")
+	if err := os.WriteFile(pw, []byte(slapd.BindPW), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	cfg := parseConfig(t, fmt.Sprintf(`
+ldap:
+  - name: ad
+    url: %s
+    bind_dn: %s
+    bind_password_file: %s
+    base_dn: ou=Users,dc=example,dc=com
+    user_filter: (objectClass=user)
+    attributes:
+      calendar_route: department
+    jid:
+      template: "{{.sAMAccountName}}@chat.example.com"
+`, slapd.URL, slapd.BindDN, pw))
+	d := &directories{cfg: cfg}
+	storePath := filepath.Join(t.TempDir(), "state.db")
+	dir, st := d.open(t, storePath)
+	if _, err := dir.SyncFull(context.Background(), nil); err != nil {
+		t.Fatal(err)
+	}
+	routes := dir.Index().Routes()
+	if routes["alice@example.com"] != "Engineering" {
+		t.Errorf("alice's route = %q, want her department", routes["alice@example.com"])
+	}
+	if p := dir.Resolve("alice@example.com").Person; p == nil || p.Route != "Engineering" {
+		t.Errorf("alice = %+v", p)
+	}
+	for mb, r := range routes {
+		if r == "" {
+			t.Errorf("%s listed without a route", mb)
+		}
+	}
+	// A restart answers from the snapshot with the same routes.
+	st.Close()
+	again, _ := d.open(t, storePath)
+	if got := again.Index().Routes(); fmt.Sprint(got) != fmt.Sprint(routes) {
+		t.Errorf("after a restart: %v, want %v", got, routes)
+	}
+}

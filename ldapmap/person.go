@@ -39,6 +39,11 @@ type Person struct {
 	Name       string `json:"n,omitempty"`
 	Title      string `json:"t,omitempty"`
 	Department string `json:"d,omitempty"`
+	// Route is the value of the directory attribute that chooses the
+	// person's calendar source (calendar.routing.attribute, e.g.
+	// msExchRecipientTypeDetails), as read; empty when none is configured
+	// or the entry has none. Few distinct values exist, so they are shared.
+	Route string `json:"ro,omitempty"`
 	// Addresses are every address of the person within the source's
 	// domains, deduplicated, the primary one first.
 	Addresses []Address `json:"a"`
