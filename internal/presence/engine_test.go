@@ -340,14 +340,14 @@ func TestWhatIsPolled(t *testing.T) {
 	e.SetChat("chat-only@example.com", rules.Chat{Known: true})
 	e.applyAutoReplies([]rules.MailboxFacts{{Mailbox: "b@example.com", Err: errors.New("denied")}}, time.Now())
 	now := time.Now()
-	if got := fmt.Sprint(e.batches("schedules", 20, now)); got != "[[a@example.com b@example.com]]" {
+	if got := fmt.Sprint(e.batches("schedules", newFake(), now)); got != "[[a@example.com b@example.com]]" {
 		t.Errorf("schedule batches = %s", got)
 	}
-	if got := fmt.Sprint(e.batches("autoreplies", 20, now)); got != "[[a@example.com]]" {
+	if got := fmt.Sprint(e.batches("autoreplies", newFake(), now)); got != "[[a@example.com]]" {
 		t.Errorf("auto-reply batches = %s", got)
 	}
 	e.Track([]string{"a@example.com"})
-	if got := fmt.Sprint(e.batches("schedules", 20, now)); got != "[[a@example.com]]" {
+	if got := fmt.Sprint(e.batches("schedules", newFake(), now)); got != "[[a@example.com]]" {
 		t.Errorf("after b left the directory: %s", got)
 	}
 	if !e.OptedOut("out@example.com") {

@@ -1,9 +1,11 @@
 package presence
 
 import (
+	"cmp"
 	"context"
 	"math/rand/v2"
 	"slices"
+	"strings"
 	"time"
 )
 
@@ -14,12 +16,11 @@ import (
 // the look-ahead are flipped by timers, so the interval only bounds how
 // late a change to a calendar is noticed.
 func (e *Engine) Run(ctx context.Context, src CalendarSource) {
-	schedSize, replySize := src.BatchSizes()
 	sem := make(chan struct{}, e.opts.Concurrency)
 	done := make(chan struct{})
 	go func() {
 		defer close(done)
-		e.cycle(ctx, "autoreplies", e.opts.AutoReplyInterval, replySize, sem, nil, func(ctx context.Context, batch []string) error {
+		e.cycle(ctx, "autoreplies", e.opts.AutoReplyInterval, src, sem, nil, func(ctx context.Context, batch []string) error {
 			facts, err := src.AutoReplies(ctx, batch)
 			if err == nil {
 				e.applyAutoReplies(facts, e.now())
@@ -33,7 +34,7 @@ func (e *Engine) Run(ctx context.Context, src CalendarSource) {
 			e.log.Warn("reading opt-outs", "err", err)
 		}
 	}
-	e.cycle(ctx, "schedules", e.opts.PollInterval, schedSize, sem, reload, func(ctx context.Context, batch []string) error {
+	e.cycle(ctx, "schedules", e.opts.PollInterval, src, sem, reload, func(ctx context.Context, batch []string) error {
 		now := e.now()
 		facts, err := src.Schedules(ctx, batch, now.Add(-e.opts.LookBehind), now.Add(e.opts.LookAhead))
 		if err == nil {
@@ -47,13 +48,13 @@ func (e *Engine) Run(ctx context.Context, src CalendarSource) {
 // cycle runs fetch over every due mailbox once per interval, batch after
 // batch at even steps. The first cycle starts at once, so a restart is
 // answered from fresh facts within one interval.
-func (e *Engine) cycle(ctx context.Context, kind string, interval time.Duration, size int, sem chan struct{}, onCycle func(), fetch func(context.Context, []string) error) {
+func (e *Engine) cycle(ctx context.Context, kind string, interval time.Duration, src CalendarSource, sem chan struct{}, onCycle func(), fetch func(context.Context, []string) error) {
 	for ctx.Err() == nil {
 		if onCycle != nil {
 			onCycle()
 		}
 		start := e.now()
-		batches := e.batches(kind, size, start)
+		batches := e.batches(kind, src, start)
 		if len(batches) == 0 {
 			// Nothing tracked yet (the directory's first sync is still
 			// running): look again soon instead of an interval later.
@@ -115,10 +116,77 @@ func (e *Engine) cycle(ctx context.Context, kind string, interval time.Duration,
 	}
 }
 
-// batches splits the mailboxes due for a fetch into batches of size:
-// every tracked mailbox except opted-out ones and those held back after
-// failing alone.
-func (e *Engine) batches(kind string, size int, now time.Time) [][]string {
+// RoutedSource is a CalendarSource made of several, each serving some
+// mailboxes with batch sizes of its own (a hybrid Exchange: EWS on
+// premises, Graph online). The poller batches each route's mailboxes
+// apart, so every source gets full batches of its own size, and spreads
+// each route's batches evenly over the interval.
+type RoutedSource interface {
+	CalendarSource
+	// Route names the source that serves a mailbox.
+	Route(mailbox string) string
+	// RouteBatchSizes is BatchSizes of the source Route named.
+	RouteBatchSizes(route string) (schedules, autoReplies int)
+}
+
+// split cuts ids into the batches src takes for kind ("schedules" or
+// "autoreplies"): by route for a RoutedSource, each route's batches
+// interleaved with the others' in proportion.
+func split(kind string, src CalendarSource, ids []string) [][]string {
+	size := func(sched, replies int) int {
+		if kind == "autoreplies" {
+			return max(replies, 1)
+		}
+		return max(sched, 1)
+	}
+	rs, ok := src.(RoutedSource)
+	if !ok {
+		return chunk(ids, size(src.BatchSizes()))
+	}
+	groups := map[string][]string{}
+	for _, id := range ids {
+		r := rs.Route(id)
+		groups[r] = append(groups[r], id)
+	}
+	type placed struct {
+		batch []string
+		at    float64 // position in the cycle, 0 ≤ at < 1
+		route string
+	}
+	var all []placed
+	for r, g := range groups {
+		bs := chunk(g, size(rs.RouteBatchSizes(r)))
+		for i, b := range bs {
+			all = append(all, placed{b, (float64(i) + 0.5) / float64(len(bs)), r})
+		}
+	}
+	slices.SortFunc(all, func(a, b placed) int {
+		if a.at != b.at {
+			return cmp.Compare(a.at, b.at)
+		}
+		return strings.Compare(a.route, b.route)
+	})
+	out := make([][]string, len(all))
+	for i, p := range all {
+		out[i] = p.batch
+	}
+	return out
+}
+
+func chunk(ids []string, size int) [][]string {
+	var out [][]string
+	for len(ids) > 0 {
+		n := min(size, len(ids))
+		out = append(out, ids[:n:n])
+		ids = ids[n:]
+	}
+	return out
+}
+
+// batches splits the mailboxes due for a fetch into the source's
+// batches: every tracked mailbox except opted-out ones and those held
+// back after failing alone.
+func (e *Engine) batches(kind string, src CalendarSource, now time.Time) [][]string {
 	e.mu.Lock()
 	ids := make([]string, 0, len(e.mailboxes))
 	for k, m := range e.mailboxes {
@@ -134,13 +202,7 @@ func (e *Engine) batches(kind string, size int, now time.Time) [][]string {
 	}
 	e.mu.Unlock()
 	slices.Sort(ids)
-	var out [][]string
-	for len(ids) > 0 {
-		n := min(size, len(ids))
-		out = append(out, ids[:n:n])
-		ids = ids[n:]
-	}
-	return out
+	return split(kind, src, ids)
 }
 
 // observe updates the gauges: mailboxes tracked, stale (no successful
@@ -210,18 +272,15 @@ func (e *Engine) Refresh(ctx context.Context, src CalendarSource, ids ...string)
 		}
 		e.mu.Unlock()
 	}
-	schedSize, replySize := src.BatchSizes()
 	now := e.now()
-	for start := 0; start < len(ids); start += schedSize {
-		batch := ids[start:min(start+schedSize, len(ids))]
+	for _, batch := range split("schedules", src, ids) {
 		facts, err := src.Schedules(ctx, batch, now.Add(-e.opts.LookBehind), now.Add(e.opts.LookAhead))
 		if err != nil {
 			return err
 		}
 		e.applySchedules(facts, now)
 	}
-	for start := 0; start < len(ids); start += replySize {
-		batch := ids[start:min(start+replySize, len(ids))]
+	for _, batch := range split("autoreplies", src, ids) {
 		facts, err := src.AutoReplies(ctx, batch)
 		if err != nil {
 			return err
