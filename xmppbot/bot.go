@@ -88,6 +88,13 @@ type Config struct {
 	// ClientTLS configures their STARTTLS (ServerName defaults to the
 	// user's domain). Nil on a loopback ClientServer: no TLS.
 	ClientTLS *tls.Config
+	// ShadowContacts allows the shadow-contact fallback where neither the
+	// overlay module nor an ejabberd calendar session is available: the
+	// gateway then writes a "<name> (calendar)" item into the roster of
+	// every contact of each person in a calendar state (XEP-0356 roster
+	// permission both; see README.md). Off by default, since it changes
+	// people's rosters; turned off again, the items are removed.
+	ShadowContacts bool
 
 	// Admins are the bare JIDs allowed the admin commands (resolve, sync).
 	Admins []string
@@ -162,6 +169,8 @@ type Bot struct {
 	ans  *answers // lookups and commands (answer.go)
 	// cal is the ejabberd fallback (fallback_session.go).
 	cal *calendarSessions
+	// shadow is the shadow-contact fallback (fallback_shadow.go).
+	shadow *shadowContacts
 
 	// probe is set by Probe: set up the link, report, hang up.
 	probe bool
@@ -182,7 +191,7 @@ type State struct {
 	// Overlay is true when the server has the overlay module.
 	Overlay bool
 	// Mechanism is how calendar states reach contacts: MechanismModule,
-	// MechanismSession or MechanismNone (see README.md).
+	// MechanismSession, MechanismShadow or MechanismNone (see README.md).
 	Mechanism string
 	// Off lists the features that are off for want of a permission or
 	// the module, in words.
@@ -205,6 +214,9 @@ func New(cfg Config, engine Engine, dir Directory, st Store) (*Bot, error) {
 	b.ans = newAnswers(b)
 	b.cal = newCalendarSessions(b)
 	var err error
+	if b.shadow, err = newShadowContacts(b, st); err != nil {
+		return nil, err
+	}
 	if b.pub, err = newPublisher(b, st); err != nil {
 		return nil, err
 	}
@@ -375,6 +387,16 @@ func (c *conn) setup(ctx context.Context) error {
 	} else {
 		mechName = MechanismNone
 	}
+	if !b.probe {
+		switch {
+		case mechName == MechanismShadow:
+			b.shadow.attach(ctx, c)
+		case privs["roster"] == "both" || privs["roster"] == "set":
+			// Shadow contacts are off on this connection: take out
+			// the roster items an earlier one put in.
+			go b.shadow.removeAll(c)
+		}
+	}
 	var off []string
 	if !overlay {
 		off = append(off, "calendar presence for contacts: the overlay module is not loaded for this component on "+strings.Join(b.cfg.Hosts, ", ")+" (see configs/prosody or configs/ejabberd); "+instead)
@@ -388,6 +410,7 @@ func (c *conn) setup(ctx context.Context) error {
 	b.state = State{Connected: true, Since: time.Now(), Privileges: privs, Overlay: overlay, Mechanism: mechName, Off: off}
 	b.mu.Unlock()
 	b.met.setPrivileges(privs, overlay)
+	b.met.setMechanism(mechName)
 	b.log.Info("xmpp component connected", "server", b.cfg.Server, "jid", b.jid.String(), "privileges", privs, "overlay_module", overlay, "mechanism", mechName)
 	for _, o := range off {
 		b.log.Warn("xmpp feature off", "reason", o)
@@ -481,6 +504,12 @@ func (c *conn) iq(ctx context.Context, iq stanza.IQ, payload xml.TokenReader, v 
 func (c *conn) handle(rw xmlstream.TokenReadEncoder, start *xml.StartElement) error {
 	switch start.Name.Local {
 	case "presence":
+		for _, a := range start.Attr {
+			if a.Name.Local == "to" && strings.Contains(a.Value, "@") {
+				// To a shadow contact, not the component itself.
+				return c.shadowPresence(rw, start, a.Value)
+			}
+		}
 		return c.bot.live.handle(rw, start)
 	case "message":
 		return c.handleMessage(rw, start)

@@ -128,6 +128,8 @@ type world struct {
 	proxy  *proxy
 	bot    *xmppbot.Bot
 	stop   func()
+	// noSessionsAPI keeps startBot from configuring ejabberd's HTTP API.
+	noSessionsAPI bool
 }
 
 func newWorld(t *testing.T, srv *testenv.XMPPServer, people ...string) *world {
@@ -187,7 +189,7 @@ func (w *world) startBot(cfg xmppbot.Config) {
 	cfg.JID = w.srv.ComponentJID
 	cfg.Secret = []byte(w.srv.ComponentSecret)
 	cfg.Hosts = []string{w.srv.Domain}
-	if w.srv.Kind == "ejabberd" {
+	if w.srv.Kind == "ejabberd" && !w.noSessionsAPI {
 		cfg.SessionsAPI = "http://" + w.srv.HTTPAddr + "/api"
 	}
 	if testing.Verbose() {

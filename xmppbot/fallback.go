@@ -11,12 +11,16 @@ import (
 //   - ejabberd with its HTTP API (Config.SessionsAPI): a calendar
 //     session, user@host/calendar, logged in with a token
 //     (fallback_session.go).
+//   - with Config.ShadowContacts and the XEP-0356 roster permission
+//     (both): a shadow contact per person, alice\40host@component, in
+//     each contact's roster (fallback_shadow.go).
 //   - otherwise nothing is published, and State.Off says so.
 
 // Mechanism names, as State.Mechanism, logs and doctor report them.
 const (
 	MechanismModule  = "overlay module"
 	MechanismSession = "ejabberd calendar session"
+	MechanismShadow  = "shadow contact"
 	MechanismNone    = "none"
 )
 
@@ -37,11 +41,34 @@ func (c *conn) chooseFallback(ctx context.Context, adv privAdvert) (mechanism, s
 			" (dnd or xa with the calendar text, priority -1, token login through the sessions API): " +
 			"Conversations, Gajim and Dino show it, Monal only until the person's next presence, Pidgin, Psi, Converse.js and Movim do not"
 	}
-	why := "no fallback either: no sessions_api is configured"
-	if b.cfg.SessionsAPI != "" {
-		why = "no fallback either: sessions_api is set but the server is not ejabberd (it advertised " + adv.ns + ")"
+	var why []string
+	if b.cfg.SessionsAPI == "" {
+		why = append(why, "no sessions_api is configured")
+	} else {
+		why = append(why, "sessions_api is set but the server is not ejabberd (it advertised "+adv.ns+")")
 	}
-	return nil, why + "; contacts see only what people set themselves"
+	switch {
+	case !b.cfg.ShadowContacts:
+		why = append(why, "shadow_contacts is off")
+	case adv.perms["roster"] != "both":
+		why = append(why, "shadow_contacts is on but the server granted roster = "+orNone(adv.perms["roster"])+" (want both)")
+	default:
+		ok, whyNot := c.rosterSetWorks(ctx)
+		if ok {
+			return b.shadow, "instead each person in a calendar state has a shadow contact in their contacts' rosters, " +
+				"\"<name> (calendar)\" (" + escapeLocal("alice@"+b.cfg.Hosts[0]) + "@" + b.jid.Domainpart() +
+				"), showing dnd or xa with the calendar text: every client shows it, as a second contact beside the person"
+		}
+		why = append(why, "shadow_contacts is on but "+whyNot)
+	}
+	return nil, "no fallback either: " + strings.Join(why, ", ") + "; contacts see only what people set themselves"
+}
+
+func orNone(s string) string {
+	if s == "" {
+		return "none"
+	}
+	return s
 }
 
 // calendarSession reports whether resource of bareJID is the gateway's

@@ -11,6 +11,7 @@ type metrics struct {
 	online     prometheus.Gauge
 	requests   *prometheus.CounterVec
 	queue      prometheus.Gauge
+	mechanism  *prometheus.GaugeVec
 }
 
 func newMetrics() *metrics {
@@ -32,6 +33,9 @@ func newMetrics() *metrics {
 			[]string{"request", "result"}),
 		queue: prometheus.NewGauge(prometheus.GaugeOpts{Name: "presencegw_xmpp_overlay_queue",
 			Help: "People whose overlay waits to be sent (one entry per person, latest state only)."}),
+		mechanism: prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "presencegw_xmpp_mechanism",
+			Help: "1 for the way calendar states reach contacts on the current connection (overlay module, ejabberd calendar session, shadow contact, none)."},
+			[]string{"mechanism"}),
 	}
 }
 
@@ -46,10 +50,15 @@ func (m *metrics) setPrivileges(privs map[string]string, overlay bool) {
 	}
 }
 
+func (m *metrics) setMechanism(name string) {
+	m.mechanism.Reset()
+	m.mechanism.WithLabelValues(name).Set(1)
+}
+
 // RegisterMetrics adds the component's series to reg.
 func (b *Bot) RegisterMetrics(reg prometheus.Registerer) error {
 	for _, c := range []prometheus.Collector{b.met.connected, b.met.reconnects, b.met.privilege,
-		b.met.presences, b.met.online, b.met.requests, b.met.queue} {
+		b.met.presences, b.met.online, b.met.requests, b.met.queue, b.met.mechanism} {
 		if err := reg.Register(c); err != nil {
 			return err
 		}

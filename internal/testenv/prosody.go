@@ -2,6 +2,7 @@ package testenv
 
 import (
 	"bytes"
+	"cmp"
 	"crypto/rand"
 	"errors"
 	"fmt"
@@ -255,13 +256,13 @@ modules_disabled = { "s2s" }
 
 VirtualHost %s
 	ssl = { certificate = %s; key = %s }
-	privileged_entities = { [%s] = { presence = "managed_entity"; roster = "get" } }
+	privileged_entities = { [%s] = { presence = "managed_entity"; roster = %s } }
 `,
 		q(filepath.Join(p.dir, "prosody.pid")), q(filepath.Join(p.dir, "data")), q(p.logPath()),
 		q(p.repoModules), q(prosodyModules), q(p.dir),
 		p.c2sPort, p.componentPort, p.httpPort,
 		q(prosodyDomain), q(filepath.Join(p.dir, "server.pem")), q(filepath.Join(p.dir, "server.key")),
-		q(prosodyComponent))
+		q(prosodyComponent), q(cmp.Or(p.opts.RosterPermission, "get")))
 	if p.opts.NoModule {
 		b.WriteString("\tmodules_enabled = { \"privilege\"; \"webpresence\" }\n")
 	} else {

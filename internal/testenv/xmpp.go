@@ -51,6 +51,10 @@ type XMPPOptions struct {
 	GracePeriod time.Duration
 	// Users are registered before the function returns, password = user.
 	Users []string
+	// RosterPermission is the XEP-0356 roster permission Prosody grants
+	// the component: "get" (default), "set", "both" or "none". ejabberd
+	// always grants both.
+	RosterPermission string
 }
 
 // Register creates a user account on the server.
