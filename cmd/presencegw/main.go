@@ -39,6 +39,7 @@ func init() {
 		{"override", "-c FILE set ADDRESS JID | remove ADDRESS | delete ADDRESS | list", "manage admin overrides of single mappings", runOverride},
 		{"optout", "-c FILE ADDRESS [on|off]", "keep a person's chat presence free of calendar states (no argument: show)", runOptOut},
 		{"token", "-c FILE USER | --api-key NAME", "print a kopano-presence token for USER, or make a new API key", runToken},
+		{"manifest", "--base-url URL [--id GUID] [-c FILE] [-o FILE]", "write the Outlook add-in's XML manifest", runManifest},
 		{"doctor", "-c FILE", "check the configuration and reach every directory and the XMPP server", runDoctor},
 		{"version", "", "print the version", runVersion},
 	}

@@ -39,6 +39,9 @@ type Web struct {
 	// Openfire configures the Openfire presence plugin's endpoint,
 	// /plugins/presence/status (endpoint group openfire).
 	Openfire Openfire `yaml:"openfire"`
+	// Addin serves the Outlook add-in (manifest and task pane) under
+	// /addin/. Off when absent.
+	Addin *Addin `yaml:"addin"`
 }
 
 // Openfire configures /plugins/presence/status.
@@ -117,6 +120,7 @@ func (c *Config) applyWebDefaults() {
 		def(&e.Authority, "https://login.microsoftonline.com")
 		def(&e.Visibility, "status")
 	}
+	c.applyAddinDefaults()
 	def(&w.Openfire.Mode, "subscribed")
 	def(&w.Openfire.UnavailableText, "Unavailable")
 	if k := w.Kopano; k != nil {
@@ -190,6 +194,7 @@ func (c *Config) validateWeb(p *Problems) {
 		p.Add("web.rate_per_second", "rate must not be negative and burst at least 1")
 	}
 	c.validateEntra(p)
+	c.validateAddin(p)
 }
 
 // guid is an Entra ID tenant or application ID.
