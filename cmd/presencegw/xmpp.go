@@ -45,7 +45,8 @@ func xmppConfig(x *config.XMPP, log *slog.Logger) (xmppbot.Config, error) {
 	}
 	return xmppbot.Config{Server: x.Server, JID: x.JID, Secret: []byte(secret), Hosts: slices.Clone(x.Hosts),
 		SendRate: x.SendRate, Burst: x.Burst, ReconnectMax: x.ReconnectMax.D(), Grace: x.Grace.D(),
-		Admins: slices.Clone(x.Admins), Visibility: vis, SessionsAPI: x.SessionsAPI, Logger: log}, nil
+		Admins: slices.Clone(x.Admins), Visibility: vis, SessionsAPI: x.SessionsAPI,
+		ClientServer: x.ClientServer, ShadowContacts: x.ShadowContacts, Logger: log}, nil
 }
 
 // newBot wires the XMPP component: the engine it publishes and feeds, the
@@ -215,6 +216,7 @@ func (a *app) doctorXMPP(ctx context.Context, out io.Writer) bool {
 	} else {
 		fmt.Fprintf(out, "xmpp overlay module: did not answer on %s\n", hosts)
 	}
+	fmt.Fprintf(out, "xmpp calendar presence for contacts: %s\n", st.Mechanism)
 	for _, o := range st.Off {
 		fmt.Fprintf(out, "xmpp feature off: %s\n", o)
 	}

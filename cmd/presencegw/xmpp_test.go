@@ -330,6 +330,7 @@ func TestDoctorXMPPConnected(t *testing.T) {
 		"xmpp calendar.example.com at " + f.addr() + ": connected\n",
 		"xmpp permissions (XEP-0356): message=outgoing, presence=managed_entity\n",
 		"xmpp overlay module: answered on example.com\n",
+		"xmpp calendar presence for contacts: overlay module\n",
 		"xmpp features: all on\n",
 	} {
 		if code != 0 || !strings.Contains(out, want) {
@@ -356,6 +357,7 @@ func TestDoctorXMPPConnected(t *testing.T) {
 		": connected\n",
 		"xmpp permissions (XEP-0356): message=outgoing\n",
 		"xmpp overlay module: did not answer on example.com\n",
+		"xmpp calendar presence for contacts: none\n",
 		"xmpp feature off: calendar presence for contacts: the overlay module is not loaded",
 		"xmpp feature off: live presence for lookups: the server granted no XEP-0356 presence permission",
 	} {

@@ -49,6 +49,16 @@ type XMPP struct {
 	// snapshot when the component connects, so the gateway reads who is
 	// online from connected_users_info. Not needed for Prosody.
 	SessionsAPI string `yaml:"sessions_api"`
+	// ClientServer is the c2s address (host:port) the ejabberd calendar
+	// sessions log in at, when the module is missing; default: the
+	// sessions API's host, port 5222.
+	ClientServer string `yaml:"client_server"`
+	// ShadowContacts allows the shadow-contact fallback (a "<name>
+	// (calendar)" item in each contact's roster, written with the
+	// XEP-0356 roster permission) where neither the overlay module nor an
+	// ejabberd calendar session is available. Off by default: it changes
+	// people's rosters. Turned off again, the items are removed.
+	ShadowContacts bool `yaml:"shadow_contacts"`
 }
 
 func (c *Config) applyXMPPDefaults() {
@@ -176,6 +186,13 @@ func (c *Config) validateXMPP(p *Problems) {
 			p.Add("xmpp.sessions_api", "%q must be an http(s) URL, e.g. http://127.0.0.1:5280/api", x.SessionsAPI)
 		} else if u.User != nil {
 			p.Add("xmpp.sessions_api", "must not carry credentials in the URL")
+		}
+	}
+	if x.ClientServer != "" {
+		if host, port, err := net.SplitHostPort(x.ClientServer); err != nil || host == "" || port == "" {
+			p.Add("xmpp.client_server", "%q must be host:port, e.g. 127.0.0.1:5222", x.ClientServer)
+		} else if n, err := strconv.Atoi(port); err != nil || n < 1 || n > 65535 {
+			p.Add("xmpp.client_server", "%q: port must be 1-65535", x.ClientServer)
 		}
 	}
 	if !slices.Contains([]string{"state", "status", "calendar"}, x.Visibility) {

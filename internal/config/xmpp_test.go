@@ -56,13 +56,17 @@ func TestXMPPEverySetting(t *testing.T) {
 		"  reconnect_max: 30s",
 		"  grace: 5m",
 		"  visibility: calendar",
+		"  sessions_api: http://127.0.0.1:5280/api",
+		"  client_server: 127.0.0.1:5223",
+		"  shadow_contacts: true",
 	))
 	if err != nil {
 		t.Fatal(err)
 	}
 	want := &XMPP{Server: "[::1]:5275", JID: "presence.chat.example.com", SecretEnv: "PRESENCEGW_TEST_XMPP_SECRET",
 		Hosts: []string{"chat.example.com", "lab.example.com"}, Admins: []string{"it-ops@chat.example.com", "Ann@lab.example.com"},
-		SendRate: 12.5, Burst: 5, ReconnectMax: Duration(30 * time.Second), Grace: Duration(5 * time.Minute), Visibility: "calendar"}
+		SendRate: 12.5, Burst: 5, ReconnectMax: Duration(30 * time.Second), Grace: Duration(5 * time.Minute), Visibility: "calendar",
+		SessionsAPI: "http://127.0.0.1:5280/api", ClientServer: "127.0.0.1:5223", ShadowContacts: true}
 	if !reflect.DeepEqual(c.XMPP, want) {
 		t.Errorf("xmpp = %+v\nwant %+v", c.XMPP, want)
 	}
@@ -257,6 +261,21 @@ func TestXMPPProblems(t *testing.T) {
 			name: "sessions_api not a URL",
 			src:  with("  sessions_api: 127.0.0.1:5280"),
 			want: []string{`F:5: xmpp.sessions_api: "127.0.0.1:5280" must be an http(s) URL, e.g. http://127.0.0.1:5280/api`},
+		},
+		{
+			name: "client_server without a port",
+			src:  with("  client_server: chat.example.com"),
+			want: []string{`F:5: xmpp.client_server: "chat.example.com" must be host:port, e.g. 127.0.0.1:5222`},
+		},
+		{
+			name: "client_server port out of range",
+			src:  with("  client_server: chat.example.com:70000"),
+			want: []string{`F:5: xmpp.client_server: "chat.example.com:70000": port must be 1-65535`},
+		},
+		{
+			name: "shadow_contacts not a boolean",
+			src:  with("  shadow_contacts: sometimes"),
+			want: []string{"F:5: cannot unmarshal !!str `sometimes` into bool"},
 		},
 		{
 			name: "sessions_api with credentials",
