@@ -58,7 +58,9 @@ type shadowContacts struct {
 	mu     sync.Mutex
 	conn   *conn // the connection it serves; nil while none does
 	people map[string]*shadowPerson
-	ctx    context.Context // the first attach's, for follow
+	ctx    context.Context // the first attach's, for the workers
+	work   chan string     // people to reconcile
+	dirty  map[string]bool // people queued in work
 	// removing is true while turned-off items are being taken out.
 	removing bool
 }
@@ -81,7 +83,8 @@ type shadowPerson struct {
 }
 
 func newShadowContacts(b *Bot, st Store) (*shadowContacts, error) {
-	m := &shadowContacts{bot: b, store: st, people: map[string]*shadowPerson{}}
+	m := &shadowContacts{bot: b, store: st, people: map[string]*shadowPerson{},
+		work: make(chan string, 1024), dirty: map[string]bool{}}
 	if st == nil {
 		return m, nil
 	}
@@ -209,6 +212,9 @@ func (m *shadowContacts) attach(ctx context.Context, c *conn) {
 	}
 	m.mu.Unlock()
 	if first {
+		for range calendarWorkers {
+			go m.worker(ctx)
+		}
 		go m.follow(ctx)
 	}
 	go func() {
@@ -284,34 +290,92 @@ func (m *shadowContacts) follow(ctx context.Context) {
 			if !ok {
 				return
 			}
-			j, ok := m.bot.dir.JIDOf(c.Mailbox)
-			if !ok {
-				continue
-			}
-			k := strings.ToLower(j)
-			m.mu.Lock()
-			p := m.people[k]
-			interesting := p != nil && (p.want != nil || p.shown != nil)
-			m.mu.Unlock()
-			if interesting {
-				go m.reconcile(ctx, k)
+			if j, ok := m.bot.dir.JIDOf(c.Mailbox); ok {
+				m.schedule(strings.ToLower(j))
 			}
 		case <-t.C:
 			m.mu.Lock()
-			var ks []string
-			for k, p := range m.people {
-				if p.want != nil || p.shown != nil {
-					ks = append(ks, k)
-				}
+			ks := make([]string, 0, len(m.people))
+			for k := range m.people {
+				ks = append(ks, k)
 			}
 			m.mu.Unlock()
 			for _, k := range ks {
-				if err := m.reconcile(ctx, k); err != nil {
-					m.bot.log.Debug("xmpp: shadow contact", "jid", k, "err", err)
-				}
+				m.schedule(k)
 			}
 		}
 	}
+}
+
+// schedule queues k for a worker when its shadow differs from what it
+// should show (once, however often asked). The workers share the
+// publisher's send rate, so a shared boundary's changes and wake-ups do
+// not burst the server.
+func (m *shadowContacts) schedule(k string) {
+	if !m.needsWork(k) {
+		return
+	}
+	m.mu.Lock()
+	ctx := m.ctx
+	if ctx == nil || m.dirty[k] {
+		m.mu.Unlock()
+		return
+	}
+	m.dirty[k] = true
+	m.mu.Unlock()
+	go func() {
+		select {
+		case m.work <- k:
+		case <-ctx.Done():
+		}
+	}()
+}
+
+func (m *shadowContacts) worker(ctx context.Context) {
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case k := <-m.work:
+			m.mu.Lock()
+			delete(m.dirty, k)
+			m.mu.Unlock()
+			if !m.needsWork(k) {
+				continue
+			}
+			if err := m.bot.pub.limiter.Wait(ctx); err != nil {
+				return
+			}
+			if err := m.reconcile(ctx, k); err != nil {
+				m.bot.log.Warn("xmpp: shadow contact", "jid", k, "err", err)
+			}
+		}
+	}
+}
+
+// desired reports whether k's shadow should show want now: a wish that
+// has not run out, and the person online. The caller holds m.mu.
+func (m *shadowContacts) desired(p *shadowPerson, k string, now time.Time) (overlay, bool) {
+	if p.want == nil || !p.want.Until.IsZero() && !now.Before(p.want.Until) {
+		return overlay{}, false
+	}
+	return *p.want, m.online(k)
+}
+
+// needsWork reports, without I/O, whether reconcile has something to do
+// for k.
+func (m *shadowContacts) needsWork(k string) bool {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	p := m.people[k]
+	if p == nil {
+		return false
+	}
+	want, ok := m.desired(p, k, time.Now())
+	if !ok {
+		return p.shown != nil || p.unsure
+	}
+	return p.shown == nil || !p.synced || p.unsure || !p.shown.equal(want)
 }
 
 // reconcile makes k's shadow match the wish: available with the calendar
@@ -331,16 +395,10 @@ func (m *shadowContacts) reconcile(ctx context.Context, k string) error {
 		return errors.New("not connected")
 	}
 	m.mu.Lock()
-	var want overlay
-	wanted := p.want != nil
-	if wanted {
-		want = *p.want
-	}
+	want, desired := m.desired(p, k, time.Now())
 	shown, unsure, synced := p.shown, p.unsure, p.synced
 	m.mu.Unlock()
 
-	now := time.Now()
-	desired := wanted && (want.Until.IsZero() || now.Before(want.Until)) && m.online(k)
 	switch {
 	case desired:
 		if shown == nil || !synced {
@@ -371,11 +429,7 @@ func (m *shadowContacts) wake(p *shadowPerson, k string, t time.Time) {
 	if p.timer != nil {
 		p.timer.Stop()
 	}
-	p.timer = time.AfterFunc(time.Until(t), func() {
-		if m.ctx != nil {
-			_ = m.reconcile(m.ctx, k)
-		}
-	})
+	p.timer = time.AfterFunc(time.Until(t), func() { m.schedule(k) })
 }
 
 // online reports whether the person has a session of their own, as the
