@@ -47,6 +47,10 @@ var fuzzSeeds = []string{
 	`<message type="chat" id="m8" from="alice@example.com/a"><body>` + strings.Repeat("é", 3000) + `</body></message>`,
 	`<message from="example.com"><privilege xmlns="urn:xmpp:privilege:2"><perm access="presence" type="managed_entity"/></privilege></message>`,
 	`<presence from="alice@example.com/laptop"><show>dnd</show></presence>`,
+	`<message type="chat" id="s1" from="bob@example.com/pc" to="alice\40example.com@presence.example.com"><body>are you free?</body></message>`,
+	`<message type="chat" id="s2" from="bob@example.com/pc" to="alice\40elsewhere.test@presence.example.com"><body>hi</body></message>`,
+	`<presence type="probe" from="bob@example.com/pc" to="alice\40example.com@presence.example.com"/>`,
+	`<presence type="subscribe" from="carol@example.com" to="alice\5c40example.com@presence.example.com"/>`,
 }
 
 func FuzzAnswerIQ(f *testing.F) {

@@ -530,6 +530,7 @@ type privAdvert struct {
 func (c *conn) handleMessage(rw xmlstream.TokenReadEncoder, start *xml.StartElement) error {
 	var m struct {
 		From      string `xml:"from,attr"`
+		To        string `xml:"to,attr"`
 		ID        string `xml:"id,attr"`
 		Type      string `xml:"type,attr"`
 		Body      string `xml:"body"`
@@ -557,6 +558,9 @@ func (c *conn) handleMessage(rw xmlstream.TokenReadEncoder, start *xml.StartElem
 			}
 		}
 		return nil
+	}
+	if strings.Contains(m.To, "@") {
+		return c.bot.shadowMessage(rw, m.From, m.To, m.Type, m.Body)
 	}
 	return c.bot.handleChat(rw, m.From, m.ID, m.Type, m.Body)
 }

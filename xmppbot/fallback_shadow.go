@@ -697,7 +697,7 @@ func sortedKeys(s map[string]bool) []string {
 // must not block the stream.
 func (m *shadowContacts) handlePresence(c *conn, p presenceStanza, to string) {
 	owner, ok := m.ownerOf(to)
-	if !ok {
+	if !ok || c.s == nil {
 		return
 	}
 	from, err := jid.Parse(p.From)
@@ -902,4 +902,33 @@ func (c *conn) shadowPresence(r xml.TokenReader, start *xml.StartElement, to str
 	c.bot.log.Debug("xmpp: presence to a shadow contact", "to", to, "from", p.From, "type", p.Type)
 	c.bot.shadow.handlePresence(c, p, to)
 	return nil
+}
+
+// shadowMessage answers a chat message sent to a shadow contact: the
+// writer meant the person, so they are told where to write instead.
+// Nothing else goes to shadows; the answer is rate-limited per sender
+// like the commands.
+func (b *Bot) shadowMessage(w xmlstream.TokenWriter, from, to, typ, body string) error {
+	switch typ {
+	case "", "normal", "chat":
+	default:
+		return nil
+	}
+	owner, ok := b.shadow.ownerOf(to)
+	if !ok || strings.TrimSpace(body) == "" {
+		return nil
+	}
+	c, ok := b.callerOf(from)
+	if !ok || !b.ans.limits.allow(c) {
+		return nil
+	}
+	shadow, err := b.shadow.shadowOf(owner)
+	if err != nil {
+		return nil
+	}
+	text := "This contact shows the calendar state of " + owner + " (meetings, out of office). Messages here reach nobody: write to " + owner + "."
+	_, err = xmlstream.Copy(w, el(xml.Name{Local: "message"},
+		attrs("type", "chat", "from", shadow.String(), "to", c.full, "id", newID()),
+		el(xml.Name{Local: "body"}, nil).text(text)).reader())
+	return err
 }

@@ -121,6 +121,17 @@ func TestFallbackShadowContact(t *testing.T) {
 		noShadowFor(t, carol, mark)
 	})
 
+	t.Run("a message to the shadow: told where to write", func(t *testing.T) {
+		mark := bob.Mark()
+		bob.Send(t, `<message type="chat" to="`+shadow+`"><body>are you free?</body></message>`)
+		m := bob.WaitFor(t, mark, 5*time.Second, "an answer from "+shadowFull, func(s testenv.Stanza) bool {
+			return s.XMLName.Local == "message" && s.Attr("from") == shadowFull
+		})
+		if body := m.ChildText("body"); !strings.Contains(body, "write to "+alice) {
+			t.Errorf("answer %q does not point to %s", body, alice)
+		}
+	})
+
 	t.Run("bob logs in again: his server's probe is answered", func(t *testing.T) {
 		bob.Close()
 		bob = testenv.DialXMPP(parent, srv, "bob", "pc")
