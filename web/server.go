@@ -48,6 +48,8 @@ type Options struct {
 	// RatePerSecond and Burst limit each caller; zero rate means no limit.
 	RatePerSecond float64
 	Burst         int
+	// Addin, when set, serves the Outlook add-in under /addin/ (addin.go).
+	Addin *AddinOptions
 }
 
 // Server serves the HTTP API.
@@ -156,6 +158,12 @@ func New(opts Options, backend Backend, ready ReadyFunc, reg prometheus.Register
 			w.Header().Set("Allow", allow)
 			writeError(w, http.StatusMethodNotAllowed, "method_not_allowed", r.Method+" is not allowed here; use "+allow)
 		})
+	}
+	if opts.Addin != nil {
+		if err := s.addinRoutes(m); err != nil {
+			stop()
+			return nil, err
+		}
 	}
 	m.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusNotFound, "not_found", "no such endpoint: "+r.Method+" "+r.URL.Path)

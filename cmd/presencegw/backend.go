@@ -113,6 +113,9 @@ func webOptions(ctx context.Context, c config.Web, demo bool, log *slog.Logger) 
 			return o, err
 		}
 	}
+	if a := c.Addin; a != nil {
+		o.Addin = addinOptions(a, c.Entra)
+	}
 	if demo {
 		// The demo's people are made up: every endpoint is open, with a
 		// generous rate so load tests measure the gateway, not the limit.
@@ -121,6 +124,9 @@ func webOptions(ctx context.Context, c config.Web, demo bool, log *slog.Logger) 
 		o.Anonymous, o.AnonymousVisibility = []string{"presence", "stream", "badge", "openfire"}, web.SeeCalendar
 		o.Openfire.Public = true
 		o.RatePerSecond, o.Burst = 100000, 100000
+		if o.Addin == nil {
+			o.Addin = &web.AddinOptions{} // manifest for the URL the demo is reached at
+		}
 	}
 	return o, nil
 }

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"strings"
 
 	"github.com/presencegw/presencegw/internal/config"
 	"github.com/presencegw/presencegw/web"
@@ -56,4 +57,17 @@ func runManifest(_ context.Context, args []string, out, errOut io.Writer) error 
 		return err
 	}
 	return os.WriteFile(*outFile, b, 0o644)
+}
+
+// addinOptions are the web server's add-in settings from the config: the
+// pane signs in at the Entra authority of web.entra (the same cloud the
+// API checks tokens from) in the configured tenant.
+func addinOptions(a *config.Addin, e *config.Entra) *web.AddinOptions {
+	authority := web.DefaultEntraAuthority
+	if e != nil {
+		authority = e.Authority
+	}
+	return &web.AddinOptions{BaseURL: a.BaseURL, ID: a.ID, ClientID: a.ClientID,
+		Authority: strings.TrimRight(authority, "/") + "/" + a.Tenant, Scope: a.Scope,
+		ChatURL: a.ChatURL, FrameAncestors: a.FrameAncestors}
 }

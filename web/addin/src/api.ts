@@ -1,0 +1,168 @@
+// The gateway's presence API, as the task pane uses it: one Server-Sent
+// Events stream per open item (GET /api/v1/presence/stream), read with
+// fetch so it can carry the Entra ID token in a header (EventSource
+// cannot), resumed with Last-Event-ID after a drop, retried with backoff
+// while the gateway is unreachable.
+
+/** One presence answer, as the API writes it. */
+export interface Presence {
+  email: string;
+  jid?: string;
+  name?: string;
+  state: string;
+  status?: string;
+  source?: string;
+  until?: string;
+  stale?: boolean;
+}
+
+/** Why a request failed, worded for the user. */
+export class APIError extends Error {
+  constructor(
+    message: string,
+    readonly status = 0,
+    readonly code = "",
+  ) {
+    super(message);
+  }
+}
+
+/** What the stream tells its user besides presence. */
+export type StreamState =
+  | { kind: "connecting" }
+  | { kind: "live" }
+  | { kind: "retrying"; error: APIError; retryAt: number };
+
+export interface StreamOptions {
+  emails: string[];
+  signal: AbortSignal;
+  /** Returns the bearer token, or undefined to ask anonymously. */
+  token(forceRefresh: boolean): Promise<string | undefined>;
+  onPresence(p: Presence): void;
+  onState(s: StreamState): void;
+  /** Backoff bounds in ms (tests shorten them). */
+  minDelay?: number;
+  maxDelay?: number;
+}
+
+/** apiURL resolves an API path against the page: /addin/ sits next to /api/. */
+export function apiURL(path: string): string {
+  return new URL("../" + path, location.href).toString();
+}
+
+async function errorOf(r: Response): Promise<APIError> {
+  let msg = `HTTP ${r.status}`;
+  let code = "";
+  try {
+    const body = await r.json();
+    if (body?.error?.message) {
+      msg = body.error.message;
+      code = body.error.code ?? "";
+    }
+  } catch {
+    // not JSON: a proxy's page
+  }
+  return new APIError(msg, r.status, code);
+}
+
+function sleep(ms: number, signal: AbortSignal): Promise<void> {
+  return new Promise((resolve) => {
+    const t = setTimeout(done, ms);
+    signal.addEventListener("abort", done, { once: true });
+    function done() {
+      clearTimeout(t);
+      signal.removeEventListener("abort", done);
+      resolve();
+    }
+  });
+}
+
+/**
+ * stream follows the presence of emails until signal aborts: it connects,
+ * reports each presence event, and after any failure waits (1 s, doubling
+ * up to 30 s) and reconnects, resuming from the last event id so nothing
+ * is missed. A 401 refreshes the token once before it counts as a failure.
+ */
+export async function stream(o: StreamOptions): Promise<void> {
+  const url = apiURL("api/v1/presence/stream?" + o.emails.map((e) => "email=" + encodeURIComponent(e)).join("&"));
+  const minDelay = o.minDelay ?? 1000;
+  const maxDelay = o.maxDelay ?? 30000;
+  let delay = minDelay;
+  let lastID = "";
+  let refresh = false;
+  while (!o.signal.aborted) {
+    o.onState({ kind: "connecting" });
+    try {
+      const headers: Record<string, string> = { Accept: "text/event-stream" };
+      const tok = await o.token(refresh);
+      if (tok) headers.Authorization = "Bearer " + tok;
+      if (lastID) headers["Last-Event-ID"] = lastID;
+      let r: Response;
+      try {
+        r = await fetch(url, { headers, signal: o.signal, cache: "no-store", credentials: "omit" });
+      } catch (e) {
+        if (o.signal.aborted) return;
+        throw new APIError("cannot reach the presence gateway");
+      }
+      if (r.status === 401 && tok && !refresh) {
+        refresh = true; // once: the token may just have expired
+        continue;
+      }
+      if (!r.ok || !r.body) throw await errorOf(r);
+      refresh = false;
+      delay = minDelay;
+      o.onState({ kind: "live" });
+      lastID = await readEvents(r.body, o, lastID);
+      if (o.signal.aborted) return;
+      throw new APIError("the connection to the presence gateway closed");
+    } catch (e) {
+      if (o.signal.aborted) return;
+      const err = e instanceof APIError ? e : new APIError(e instanceof Error ? e.message : String(e));
+      o.onState({ kind: "retrying", error: err, retryAt: Date.now() + delay });
+      await sleep(delay, o.signal);
+      delay = Math.min(delay * 2, maxDelay);
+    }
+  }
+}
+
+/** readEvents parses the SSE body until it ends; returns the last event id. */
+async function readEvents(body: ReadableStream<Uint8Array>, o: StreamOptions, lastID: string): Promise<string> {
+  const reader = body.getReader();
+  const dec = new TextDecoder();
+  let buf = "";
+  try {
+    for (;;) {
+      const { value, done } = await reader.read();
+      if (done) return lastID;
+      buf += dec.decode(value, { stream: true }).replace(/\r\n?/g, "\n");
+      let end: number;
+      while ((end = buf.indexOf("\n\n")) >= 0) {
+        const block = buf.slice(0, end);
+        buf = buf.slice(end + 2);
+        let event = "message";
+        let data = "";
+        for (const line of block.split("\n")) {
+          if (line.startsWith(":")) continue;
+          const i = line.indexOf(":");
+          const field = i < 0 ? line : line.slice(0, i);
+          const val = i < 0 ? "" : line.slice(i + 1).replace(/^ /, "");
+          if (field === "id") lastID = val;
+          else if (field === "event") event = val;
+          else if (field === "data") data += (data ? "\n" : "") + val;
+        }
+        if (event === "presence" && data) {
+          try {
+            o.onPresence(JSON.parse(data) as Presence);
+          } catch {
+            // one bad event must not end the stream
+          }
+        }
+      }
+    }
+  } catch (e) {
+    if (o.signal.aborted) return lastID;
+    throw new APIError("the connection to the presence gateway broke");
+  } finally {
+    reader.releaseLock();
+  }
+}
