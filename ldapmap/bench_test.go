@@ -45,6 +45,10 @@ ldap:
     base_dn: ou=Users,dc=example,dc=com
     user_filter: (objectClass=user)
     page_size: 1000
+    attributes:
+      # Read per person as a hybrid site reads msExchRecipientTypeDetails
+      # for calendar routing (every generated user has this one).
+      calendar_route: userAccountControl
     jid:
       template: "{{.sAMAccountName}}@chat.example.com"
 `, slapd.URL, slapd.BindDN, pw)), CheckLDAPConfig)

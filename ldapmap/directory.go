@@ -204,7 +204,10 @@ func (in interner) str(s string) string {
 }
 
 func (in interner) person(p *Person) {
-	p.Source, p.JIDFrom, p.Route = in.str(p.Source), in.str(p.JIDFrom), in.str(p.Route)
+	p.Source, p.JIDFrom = in.str(p.Source), in.str(p.JIDFrom)
+	if p.Route != nil {
+		p.Route = internRoute(*p.Route)
+	}
 	for i := range p.Addresses {
 		a := &p.Addresses[i]
 		a.Attr = in.str(a.Attr)

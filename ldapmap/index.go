@@ -466,12 +466,12 @@ func (ix *Index) Routes() map[string]string {
 	prio := map[string]int32{}
 	for _, sl := range ix.slots {
 		p := sl.p
-		if p == nil || p.MailboxID == "" || p.Route == "" {
+		if p == nil || p.MailboxID == "" || p.Route == nil {
 			continue
 		}
 		old, ok := out[p.MailboxID]
-		if !ok || sl.prio > prio[p.MailboxID] || sl.prio == prio[p.MailboxID] && p.Route < old {
-			out[p.MailboxID], prio[p.MailboxID] = p.Route, sl.prio
+		if !ok || sl.prio > prio[p.MailboxID] || sl.prio == prio[p.MailboxID] && *p.Route < old {
+			out[p.MailboxID], prio[p.MailboxID] = *p.Route, sl.prio
 		}
 	}
 	return out

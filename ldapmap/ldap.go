@@ -18,7 +18,6 @@ import (
 	"text/template"
 	"text/template/parse"
 	"time"
-	"unique"
 
 	"github.com/go-ldap/ldap/v3"
 
@@ -556,11 +555,7 @@ func (s *LDAPSource) person(e *ldap.Entry, st *SyncStats) *Person {
 		Addresses:  addrs,
 	}
 	if a.CalendarRoute != "" {
-		if v := e.GetEqualFoldAttributeValue(a.CalendarRoute); v != "" {
-			// A handful of values (recipient types) for every person:
-			// one copy each.
-			p.Route = unique.Make(v).Value()
-		}
+		p.Route = internRoute(e.GetEqualFoldAttributeValue(a.CalendarRoute))
 	}
 	p.MailboxID = addrs[0].Address
 	if a.Mailbox != "" {

@@ -11,6 +11,7 @@ import (
 	"strings"
 	"testing"
 	"time"
+	"unsafe"
 
 	"github.com/presencegw/presencegw/internal/config"
 	"github.com/presencegw/presencegw/internal/store"
@@ -743,7 +744,7 @@ ldap:
     base_dn: ou=Users,dc=example,dc=com
     user_filter: (objectClass=user)
     attributes:
-      calendar_route: department
+      calendar_route: userAccountControl
     jid:
       template: "{{.sAMAccountName}}@chat.example.com"
 `, slapd.URL, slapd.BindDN, pw))
@@ -754,11 +755,18 @@ ldap:
 		t.Fatal(err)
 	}
 	routes := dir.Index().Routes()
-	if routes["alice@example.com"] != "Engineering" {
-		t.Errorf("alice's route = %q, want her department", routes["alice@example.com"])
+	if routes["alice@example.com"] != "512" || routes["d.brown@example.com"] != "66048" {
+		t.Errorf("routes = %v, want alice 512, dave 66048", routes)
 	}
-	if p := dir.Resolve("alice@example.com").Person; p == nil || p.Route != "Engineering" {
+	if p := dir.Resolve("alice@example.com").Person; p == nil || p.RouteValue() != "512" {
 		t.Errorf("alice = %+v", p)
+	}
+	// People with the same value share one copy.
+	if a, b := dir.Resolve("alice@example.com").Person, dir.Resolve("carol@example.com").Person; a == nil || b == nil || a.Route != b.Route {
+		t.Error("the same route value is held twice")
+	}
+	if sz := unsafe.Sizeof(Person{}); sz > 192 {
+		t.Errorf("a Person takes %d bytes, more than its 192-byte size class", sz)
 	}
 	for mb, r := range routes {
 		if r == "" {
@@ -770,5 +778,8 @@ ldap:
 	again, _ := d.open(t, storePath)
 	if got := again.Index().Routes(); fmt.Sprint(got) != fmt.Sprint(routes) {
 		t.Errorf("after a restart: %v, want %v", got, routes)
+	}
+	if a, b := again.Resolve("alice@example.com").Person, dir.Resolve("alice@example.com").Person; a == nil || b == nil || a.Route != b.Route {
+		t.Error("a value read from the snapshot is not shared")
 	}
 }
