@@ -36,22 +36,14 @@ local function subscribed(roster, contact)
 	return item and (item.subscription == "both" or item.subscription == "from");
 end
 
--- Priority -100: returning true stops the handlers below us, so we must run
--- after all others (blocklist, privacy lists, mod_presence's directed
--- presence bookkeeping), and re-post without pre-events.
-local function overlay_presence(event)
-	local origin, stanza = event.origin, event.stanza;
-	if stanza.attr.type or origin.type ~= "c2s" or not origin.username then return; end
-	local user = origin.username .. "@" .. origin.host;
-	local ov = overlays[user];
-	local to = stanza.attr.to; -- nil for the presence to the user's own bare JID
-	if not ov or not to then return; end
-	local contact = jid.bare(to);
-	if contact == user or not subscribed(origin.roster, contact) then return; end
-	local show = stanza:get_child_text("show");
-	if show and show ~= "chat" then return; end -- set by hand: the person wins
-	-- The broadcast loop sends this same object to every recipient, and it
-	-- may be session.presence: only ever change a copy.
+-- The overlaid version of a presence: a copy without the person's show,
+-- status and delay, with the overlay's. The broadcast loops (mod_presence's
+-- and ours) send one stanza object to every recipient, changing only
+-- attr.to: so one copy serves a whole loop. It is kept on the overlay,
+-- keyed by the original object (a new overlay is a new table, so it starts
+-- afresh), and marked so that our hook lets it pass.
+local function overlaid(ov, stanza)
+	if ov.src == stanza then return ov.copy; end
 	local copy = st.clone(stanza);
 	copy:remove_children("show");
 	copy:remove_children("status");
@@ -59,6 +51,35 @@ local function overlay_presence(event)
 	copy:remove_children("delay", "urn:xmpp:delay");
 	copy:text_tag("show", ov.show);
 	if ov.status then copy:text_tag("status", ov.status); end
+	copy.presencegw = true;
+	ov.src, ov.copy = stanza, copy;
+	return copy;
+end
+
+-- Whether a presence from a person with overlay ov is overlaid: available,
+-- with no show set by hand (the person wins).
+local function applies(ov, stanza)
+	if not ov or stanza.attr.type then return false; end
+	local show = stanza:get_child_text("show");
+	return not show or show == "chat";
+end
+
+-- Priority -100: returning true stops the handlers below us, so we must run
+-- after all others (blocklist, privacy lists, mod_presence's directed
+-- presence bookkeeping), and re-post without pre-events.
+local function overlay_presence(event)
+	local origin, stanza = event.origin, event.stanza;
+	if stanza.presencegw or stanza.attr.type or origin.type ~= "c2s" or not origin.username then return; end
+	local user = origin.username .. "@" .. origin.host;
+	local ov = overlays[user];
+	local to = stanza.attr.to; -- nil for the presence to the user's own bare JID
+	if not ov or not to then return; end
+	local contact = jid.bare(to);
+	if contact == user or not subscribed(origin.roster, contact) or not applies(ov, stanza) then return; end
+	-- Never change the original: it may be session.presence, and the
+	-- person's own resources and the component get it as it is.
+	local copy = overlaid(ov, stanza);
+	copy.attr.to = to;
 	core_post_stanza(origin, copy);
 	return true;
 end
@@ -66,19 +87,27 @@ module:hook("pre-presence/bare", overlay_presence, -100);
 module:hook("pre-presence/full", overlay_presence, -100);
 
 -- Send each available resource's stored presence to the contacts again (not
--- to the person's own resources). With pre-events, so a block still wins and
--- the hook above decides whether the copy is overlaid.
+-- to the person's own resources), overlaid if an overlay applies. With
+-- pre-events, so a block still wins; the hook above lets the overlaid copy
+-- pass (it is marked), so each copy goes through the hooks once.
 local function rebroadcast(user)
 	local sessions = bare_sessions[user];
+	local ov = overlays[user];
 	for _, session in pairs(sessions and sessions.sessions or {}) do
-		if session.presence then
+		local pres = session.presence;
+		if pres then
+			if applies(ov, pres) then
+				pres = overlaid(ov, pres);
+			else
+				pres = st.clone(pres);
+			end
 			for contact in pairs(session.roster or {}) do
 				if contact and contact ~= user and subscribed(session.roster, contact) then
-					local copy = st.clone(session.presence);
-					copy.attr.to = contact;
-					core_post_stanza(session, copy, true);
+					pres.attr.to = contact;
+					core_post_stanza(session, pres, true);
 				end
 			end
+			pres.attr.to = nil;
 		end
 	end
 end
@@ -157,8 +186,9 @@ local function handle_request(origin, stanza, req)
 			return st.error_reply(stanza, "modify", "bad-request", "until must be a XEP-0082 date-time");
 		end
 	end
-	-- An existing overlay of a deleted account can still be cleared.
-	if not (req.name == "clear" and overlays[user]) and not user_exists(node, host) then
+	-- An existing overlay of a deleted account can still be cleared. A
+	-- person with a session exists: the account lookup reads storage.
+	if not (req.name == "clear" and overlays[user]) and not bare_sessions[user] and not user_exists(node, host) then
 		return st.error_reply(stanza, "cancel", "item-not-found");
 	end
 	if ov and (not ov.expires or ov.expires > now()) then
