@@ -11,6 +11,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -20,6 +21,7 @@ import (
 	"github.com/chromedp/cdproto/emulation"
 	"github.com/chromedp/cdproto/fetch"
 	"github.com/chromedp/chromedp"
+	"github.com/chromedp/chromedp/kb"
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/presencegw/presencegw/graph"
@@ -105,7 +107,7 @@ func (g *apiGate) close() {
 // browserGateway runs the demo gateway as the demo command does (demo
 // directory, presence engine, web server with the add-in) on 127.0.0.1:0,
 // with src as its calendar.
-func browserGateway(t *testing.T, src *browserSource) (string, *apiGate, func(...string)) {
+func browserGateway(t *testing.T, src *browserSource, change func(*web.Options)) (string, *apiGate, func(...string)) {
 	t.Helper()
 	log := slog.New(slog.NewTextHandler(io.Discard, nil))
 	cfg := config.Defaults()
@@ -117,6 +119,9 @@ func browserGateway(t *testing.T, src *browserSource) (string, *apiGate, func(..
 	opts, err := webOptions(ctx, cfg.Web, true, log)
 	if err != nil {
 		t.Fatal(err)
+	}
+	if change != nil {
+		change(&opts)
 	}
 	reg := prometheus.NewRegistry()
 	h, err := web.New(opts, a.backend(), a.ready, reg, reg)
@@ -422,7 +427,7 @@ func checkRows(t *testing.T, base string, rows []paneRow, wantGroups map[string]
 // gateway, in headless Chromium with a stand-in Office.js.
 func TestAddinInBrowser(t *testing.T) {
 	src := &browserSource{Demo: graph.NewDemo(time.Now(), time.UTC)}
-	base, gate, refresh := browserGateway(t, src)
+	base, gate, refresh := browserGateway(t, src, nil)
 	// The engine has its first answers.
 	deadline := time.Now().Add(30 * time.Second)
 	for batch(t, base, "alice@example.com")["alice@example.com"].State != "busy" {
@@ -477,6 +482,25 @@ func TestAddinInBrowser(t *testing.T) {
 		}
 	}
 	screenshot(t, ctx, dir, "addin-1-read.png")
+
+	// Keyboard: Tab walks through every row's actions in order, each
+	// focusable control named for a screen reader.
+	var focused []string
+	for i := 0; i < 5; i++ {
+		if err := chromedp.Do(ctx, chromedp.KeyEvent(kb.Tab)); err != nil {
+			t.Fatal(err)
+		}
+		focused = append(focused, eval[string](t, ctx, `document.activeElement?.getAttribute("aria-label") ?? ""`))
+	}
+	if want := []string{"Chat with Alice Smith", "Mail Alice Smith", "Copy Alice Smith's address", "Chat with Frank Miller", "Mail Frank Miller"}; !slices.Equal(focused, want) {
+		t.Errorf("Tab order %q, want %q", focused, want)
+	}
+	// Enter on a focused copy button copies the address and says so.
+	eval[bool](t, ctx, `document.querySelector('li.person[data-email="alice@example.com"] button.copy').focus(), true`)
+	if err := chromedp.Do(ctx, chromedp.KeyEvent(kb.Enter)); err != nil {
+		t.Fatal(err)
+	}
+	paneWait(t, ctx, "copied", `document.getElementById("announce").textContent === "Copied Alice Smith's address, alice@example.com."`, 10*time.Second)
 
 	// 2. Carol goes into a meeting: the row changes without a reload, at
 	// the meeting's start (the engine's timer), not before.
@@ -567,4 +591,47 @@ func TestAddinInBrowser(t *testing.T) {
 		t.Errorf("theme %q, want dark", th)
 	}
 	screenshot(t, ctx, dir, "addin-5-compose-dark.png")
+}
+
+// TestAddinSignInUnsupported loads the pane configured for Entra ID
+// sign-in in a host without Nested App Authentication: with anonymous
+// presence allowed it says so and shows presence; without, it says why
+// nothing shows.
+func TestAddinSignInUnsupported(t *testing.T) {
+	src := &browserSource{Demo: graph.NewDemo(time.Now(), time.UTC)}
+	anonymous := true
+	signIn := func(o *web.Options) {
+		o.Addin = &web.AddinOptions{ClientID: "0f4a5b6c-1d2e-4f30-8a9b-c0d1e2f3a4b5",
+			Authority: "https://login.microsoftonline.com/organizations", Scope: "api://6e74172b-be56-4843-9ff4-e66a39bb12e3/access_as_user"}
+		if !anonymous {
+			o.Anonymous = []string{"badge"}
+		}
+	}
+	base, _, _ := browserGateway(t, src, signIn)
+	anonymous = false
+	closedBase, _, _ := browserGateway(t, src, signIn)
+	item := map[string]any{"itemType": "message", "from": addr{"carol@example.com", "Carol White"}}
+	ctx := browser(t, func() []byte { return fakeOffice(item, nil) })
+	const unsupported = "This version of Outlook cannot sign add-ins in (Nested App Authentication is not supported)."
+
+	if err := chromedp.Do(ctx, chromedp.Navigate(base+"/addin/taskpane.html")); err != nil {
+		t.Fatal(err)
+	}
+	paneWait(t, ctx, "anonymous presence", `document.querySelector('li.person[data-email="carol@example.com"]')?.dataset.state === "available"`, 30*time.Second)
+	if n := eval[string](t, ctx, `document.getElementById("notice").textContent`); !strings.Contains(n, unsupported) || !strings.Contains(n, "Showing presence without signing in.") {
+		t.Errorf("notice %q", n)
+	}
+
+	if err := chromedp.Do(ctx, chromedp.Navigate(closedBase+"/addin/taskpane.html")); err != nil {
+		t.Fatal(err)
+	}
+	paneWait(t, ctx, "sign-in error", `document.getElementById("notice").dataset.kind === "error" &&
+		document.getElementById("notice").textContent.includes("Nested App Authentication is not supported")`, 30*time.Second)
+	if n := eval[string](t, ctx, `document.getElementById("notice").textContent`); strings.Contains(n, "Retrying") {
+		t.Errorf("the pane retries what cannot work: %q", n)
+	}
+	if st := eval[string](t, ctx, `document.querySelector("li.person").dataset.state`); st != "pending" {
+		t.Errorf("without sign-in carol is %q, want pending (nothing asked)", st)
+	}
+	screenshot(t, ctx, artifacts(t), "addin-6-no-naa.png")
 }

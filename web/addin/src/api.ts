@@ -31,7 +31,8 @@ export class APIError extends Error {
 export type StreamState =
   | { kind: "connecting" }
   | { kind: "live" }
-  | { kind: "retrying"; error: APIError; retryAt: number };
+  | { kind: "retrying"; error: APIError; retryAt: number }
+  | { kind: "failed"; error: APIError };
 
 export interface StreamOptions {
   emails: string[];
@@ -118,6 +119,11 @@ export async function stream(o: StreamOptions): Promise<void> {
     } catch (e) {
       if (o.signal.aborted) return;
       const err = e instanceof APIError ? e : new APIError(e instanceof Error ? e.message : String(e));
+      if (err.code === "no_naa") {
+        // Retrying cannot help: this host gives no tokens.
+        o.onState({ kind: "failed", error: err });
+        return;
+      }
       o.onState({ kind: "retrying", error: err, retryAt: Date.now() + delay });
       await sleep(delay, o.signal);
       delay = Math.min(delay * 2, maxDelay);

@@ -126,7 +126,10 @@ class Pane {
       case "connecting":
         return;
       case "live":
-        notice(this.auth.notice ? "info" : "info", this.auth.notice);
+        notice("info", this.auth.notice);
+        return;
+      case "failed":
+        notice("error", s.error.message);
         return;
       case "retrying": {
         const e: APIError = s.error;
