@@ -47,7 +47,7 @@ func loadConfig(path string) (*config.Config, error) {
 	if path == "" {
 		return config.Defaults(), nil
 	}
-	return config.Load(path, ldapmap.CheckLDAPConfig, checkPolicy)
+	return config.Load(path, ldapmap.CheckLDAPConfig, checkPolicy, checkCalendar)
 }
 
 // openApp wires the directory over the configured sources and the store.
@@ -119,7 +119,15 @@ func (a *app) openPresence() error {
 		return err
 	}
 	a.calendar = src
-	a.dir.OnRebuild(func(ix *ldapmap.Index) { a.presence.Track(ix.Mailboxes()) })
+	rc, _ := src.(*routedCalendar)
+	a.dir.OnRebuild(func(ix *ldapmap.Index) {
+		// Routes first: the poller must not ask a source for a mailbox
+		// another serves.
+		if rc != nil {
+			rc.Update(ix)
+		}
+		a.presence.Track(ix.Mailboxes())
+	})
 	return nil
 }
 

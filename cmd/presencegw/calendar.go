@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"crypto/tls"
 	"crypto/x509"
 	"fmt"
@@ -46,15 +47,52 @@ func checkPolicy(c *config.Config, p *config.Problems) {
 }
 
 // calendarSource builds the configured calendar source: the demo's
-// built-in calendar, Microsoft Graph, or none.
+// built-in calendar, or the sources configured (graph, ews, ics) behind
+// the router that picks one per mailbox; nil when none is configured.
 func calendarSource(cfg *config.Config, demo bool, log *slog.Logger) (presence.CalendarSource, error) {
 	if demo {
 		return graph.NewDemo(time.Now(), time.Local), nil
 	}
-	g := cfg.Graph
-	if g == nil {
+	rc, err := routedSources(cfg, log)
+	if rc == nil || err != nil {
+		return nil, err
+	}
+	return rc, nil
+}
+
+// routedSources builds every configured calendar source and the router
+// over them; nil without any.
+func routedSources(cfg *config.Config, log *slog.Logger) (*routedCalendar, error) {
+	var sources []namedSource
+	if cfg.Graph != nil {
+		s, err := graphSource(cfg.Graph, log)
+		if err != nil {
+			return nil, err
+		}
+		sources = append(sources, namedSource{config.SourceGraph, s})
+	}
+	if cfg.EWS != nil {
+		s, err := ewsSource(cfg.EWS, log)
+		if err != nil {
+			return nil, err
+		}
+		sources = append(sources, namedSource{config.SourceEWS, s})
+	}
+	if cfg.ICS != nil {
+		s, err := icsSource(cfg.ICS, log)
+		if err != nil {
+			return nil, err
+		}
+		sources = append(sources, namedSource{config.SourceICS, s})
+	}
+	if len(sources) == 0 {
 		return nil, nil
 	}
+	return newRoutedCalendar(cfg.Calendar.Routing, sources, log), nil
+}
+
+// graphSource builds the Microsoft Graph source.
+func graphSource(g *config.Graph, log *slog.Logger) (*graph.Source, error) {
 	gc := graph.Config{TenantID: g.TenantID, ClientID: g.ClientID, BaseURL: g.BaseURL, AuthorityHost: g.AuthorityHost,
 		AutoReplies: g.AutoReplies, MailTipsBatch: g.MailTipsBatch, Concurrency: g.Concurrency}
 	if g.CertificateFile != "" {
@@ -84,4 +122,34 @@ func calendarSource(cfg *config.Config, demo bool, log *slog.Logger) (presence.C
 		gc.Transport = tr
 	}
 	return graph.New(gc, log)
+}
+
+// ewsSource builds the EWS source; the bearer token comes from a file
+// (re-read when it changes) or the environment.
+func ewsSource(e *config.EWS, log *slog.Logger) (*graph.EWS, error) {
+	ec := graph.EWSConfig{URL: e.URL, Auth: e.Auth, Username: e.Username, Impersonate: e.Impersonate, SendingAs: e.SendingAs,
+		ServerVersion: e.ServerVersion, CAFile: e.CAFile, Timeout: e.Timeout.D(), Concurrency: e.Concurrency,
+		MaxBackOff: e.MaxBackOff.D(), AvailabilityBatch: e.AvailabilityBatch, MailTipsBatch: e.MailTipsBatch}
+	if e.Domain != "" {
+		ec.Username = e.Domain + `\` + e.Username
+	}
+	switch e.Auth {
+	case "bearer":
+		if e.TokenFile != "" {
+			ec.Token = newFileToken(e.TokenFile).Token
+		} else {
+			tok, err := config.Secret("", e.TokenEnv)
+			if err != nil {
+				return nil, fmt.Errorf("ews token: %w", err)
+			}
+			ec.Token = func(context.Context) (string, error) { return tok, nil }
+		}
+	default:
+		pw, err := config.Secret(e.PasswordFile, e.PasswordEnv)
+		if err != nil {
+			return nil, fmt.Errorf("ews password: %w", err)
+		}
+		ec.Password = pw
+	}
+	return graph.NewEWS(ec, log)
 }

@@ -342,6 +342,9 @@ func runDoctor(ctx context.Context, args []string, out, errOut io.Writer) error 
 	if !a.doctorXMPP(ctx, out) {
 		failed = true
 	}
+	if !a.doctorCalendar(ctx, out) {
+		failed = true
+	}
 	if failed {
 		return fmt.Errorf("some checks failed")
 	}

@@ -1,0 +1,208 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"slices"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/presencegw/presencegw/internal/config"
+	"github.com/presencegw/presencegw/internal/presence"
+	"github.com/presencegw/presencegw/internal/store"
+	"github.com/presencegw/presencegw/rules"
+)
+
+func TestRouteDecide(t *testing.T) {
+	r := newRouteRules(config.Routing{
+		Default:   "graph",
+		Attribute: "msExchRecipientTypeDetails",
+		Values:    map[string]string{"1": "ews", "2147483648": "graph", "16": "none"},
+		Domains:   map[string]string{"OnPrem.Example.com": "ews", "lab.example.com": "ics"},
+		Mailboxes: map[string]string{"Carol@Example.com": "ics", "rooms@onprem.example.com": "none"},
+	})
+	cases := []struct {
+		mailbox, attr string
+		source, why   string
+	}{
+		{"alice@example.com", "1", "ews", whyAttribute},                 // on-premises user mailbox
+		{"bob@example.com", "2147483648", "graph", whyAttribute},        // remote (online) mailbox
+		{"bob@onprem.example.com", "2147483648", "graph", whyAttribute}, // the attribute beats the domain
+		{"room@example.com", "16", "none", whyAttribute},
+		{"dave@onprem.example.com", "", "ews", whyDomain},
+		{"Dave@ONPREM.example.com", "", "ews", whyDomain},    // case does not matter
+		{"erin@onprem.example.com", "128", "ews", whyDomain}, // a value no rule names falls through
+		{"carol@example.com", "1", "ics", whyMailbox},        // the person's own rule beats all
+		{"CAROL@example.com ", "", "ics", whyMailbox},
+		{"rooms@onprem.example.com", "", "none", whyMailbox},
+		{"kim@lab.example.com", "", "ics", whyDomain},
+		{"zoe@elsewhere.example", "", "graph", whyDefault},
+		{"not-an-address", "", "graph", whyDefault},
+		{"frank@sub.onprem.example.com", "", "graph", whyDefault}, // domains match exactly
+	}
+	for _, c := range cases {
+		src, why := r.decide(c.mailbox, c.attr)
+		if src != c.source || why != c.why {
+			t.Errorf("decide(%q, %q) = %s by %s, want %s by %s", c.mailbox, c.attr, src, why, c.source, c.why)
+		}
+	}
+	// No default (a config that routes only some people): the rest get
+	// no calendar, never a guess.
+	none := newRouteRules(config.Routing{Default: "none", Mailboxes: map[string]string{"a@example.com": "ics"}})
+	if src, why := none.decide("b@example.com", ""); src != "none" || why != whyDefault {
+		t.Errorf("unrouted mailbox went to %s by %s", src, why)
+	}
+}
+
+// recordingSource is a calendar source that records its calls.
+type recordingSource struct {
+	name        string
+	sched, repl int
+	fail        bool
+
+	mu    sync.Mutex
+	calls [][]string
+}
+
+func (s *recordingSource) BatchSizes() (int, int) { return s.sched, s.repl }
+
+func (s *recordingSource) answer(mbs []string, kind string) ([]rules.MailboxFacts, error) {
+	s.mu.Lock()
+	s.calls = append(s.calls, slices.Clone(mbs))
+	s.mu.Unlock()
+	if s.fail {
+		return nil, errors.New(s.name + " is down")
+	}
+	out := make([]rules.MailboxFacts, len(mbs))
+	for i, mb := range mbs {
+		out[i] = rules.MailboxFacts{Mailbox: mb, Events: []rules.Event{{Subject: s.name + " " + kind}}}
+		if strings.HasPrefix(mb, "gone") {
+			out[i].Err = errors.New("not found")
+		}
+	}
+	return out, nil
+}
+
+func (s *recordingSource) Schedules(_ context.Context, mbs []string, _, _ time.Time) ([]rules.MailboxFacts, error) {
+	return s.answer(mbs, "schedules")
+}
+
+func (s *recordingSource) AutoReplies(_ context.Context, mbs []string) ([]rules.MailboxFacts, error) {
+	return s.answer(mbs, "autoreplies")
+}
+
+func (s *recordingSource) callList() [][]string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return slices.Clone(s.calls)
+}
+
+func newTestRouter(t *testing.T) (*routedCalendar, *recordingSource, *recordingSource) {
+	t.Helper()
+	g := &recordingSource{name: "graph", sched: 2, repl: 50}
+	e := &recordingSource{name: "ews", sched: 100, repl: 50}
+	rc := newRoutedCalendar(config.Routing{Default: "graph", Domains: map[string]string{"onprem.example.com": "ews"},
+		Mailboxes: map[string]string{"nocal@example.com": "none"}},
+		[]namedSource{{"graph", g}, {"ews", e}}, slog.New(slog.NewTextHandler(io.Discard, nil)))
+	return rc, g, e
+}
+
+// A mixed call goes to each source with its own mailboxes at its own
+// batch size; none answers without asking anyone; answers keep every
+// mailbox once.
+func TestRoutedCalendarSplits(t *testing.T) {
+	rc, g, e := newTestRouter(t)
+	var _ presence.RoutedSource = rc
+	mbs := []string{"a@example.com", "b@onprem.example.com", "c@example.com", "nocal@example.com", "d@example.com", "gone@onprem.example.com"}
+	facts, err := rc.Schedules(t.Context(), mbs, time.Now(), time.Now().Add(time.Hour))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := fmt.Sprint(g.callList()); got != "[[a@example.com c@example.com] [d@example.com]]" {
+		t.Errorf("graph calls = %s (batches of 2)", got)
+	}
+	if got := fmt.Sprint(e.callList()); got != "[[b@onprem.example.com gone@onprem.example.com]]" {
+		t.Errorf("ews calls = %s", got)
+	}
+	by := map[string]rules.MailboxFacts{}
+	for _, f := range facts {
+		if _, dup := by[f.Mailbox]; dup {
+			t.Errorf("%s answered twice", f.Mailbox)
+		}
+		by[f.Mailbox] = f
+	}
+	if len(by) != len(mbs) {
+		t.Errorf("answers for %d of %d mailboxes", len(by), len(mbs))
+	}
+	if f := by["b@onprem.example.com"]; len(f.Events) != 1 || f.Events[0].Subject != "ews schedules" {
+		t.Errorf("b = %+v, want ews's answer", f)
+	}
+	if f := by["nocal@example.com"]; f.Err != nil || len(f.Events) != 0 {
+		t.Errorf("nocal = %+v, want no events and no error", f)
+	}
+	if f := by["gone@onprem.example.com"]; f.Err == nil {
+		t.Error("a mailbox's own error was lost")
+	}
+	replies, err := rc.AutoReplies(t.Context(), []string{"nocal@example.com"})
+	if err != nil || len(replies) != 1 || replies[0].AutoReply.Status != rules.AutoReplyDisabled {
+		t.Errorf("none's auto replies = %+v, %v", replies, err)
+	}
+	if rc.Route("B@OnPrem.example.com") != "ews" || rc.Route("x@example.com") != "graph" {
+		t.Error("Route off the table")
+	}
+	if s, r := rc.RouteBatchSizes("ews"); s != 100 || r != 50 {
+		t.Errorf("ews batch sizes = %d, %d", s, r)
+	}
+	if s, r := rc.RouteBatchSizes("none"); s < 100 || r < 100 {
+		t.Errorf("none batch sizes = %d, %d", s, r)
+	}
+}
+
+// One source down: the others' facts still arrive; all down: an error.
+func TestRoutedCalendarPartialFailure(t *testing.T) {
+	rc, g, e := newTestRouter(t)
+	e.fail = true
+	facts, err := rc.Schedules(t.Context(), []string{"a@example.com", "b@onprem.example.com"}, time.Now(), time.Now().Add(time.Hour))
+	if err != nil || len(facts) != 1 || facts[0].Mailbox != "a@example.com" {
+		t.Errorf("one source down: %+v, %v; want graph's answer alone", facts, err)
+	}
+	_, err = rc.Schedules(t.Context(), []string{"b@onprem.example.com"}, time.Now(), time.Now().Add(time.Hour))
+	if err == nil || !strings.Contains(err.Error(), "calendar source ews: ews is down") {
+		t.Errorf("only source down: err = %v", err)
+	}
+	g.fail = true
+	if _, err := rc.AutoReplies(t.Context(), []string{"a@example.com", "b@onprem.example.com"}); err == nil {
+		t.Error("every source down, yet no error")
+	}
+}
+
+// The engine polls a router by route: each batch one source's.
+func TestRoutedCalendarThroughEngine(t *testing.T) {
+	rc, g, e := newTestRouter(t)
+	st, err := store.Open(":memory:")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	eng, err := presence.New(rules.Policy{Automatic: rules.Automatic{Meetings: true}}, presence.Options{}, st, slog.New(slog.NewTextHandler(io.Discard, nil)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	ids := []string{"a@example.com", "a@onprem.example.com", "b@example.com", "b@onprem.example.com", "c@example.com"}
+	eng.Track(ids)
+	if err := eng.Refresh(t.Context(), rc); err != nil {
+		t.Fatal(err)
+	}
+	// Graph: 3 mailboxes in batches of 2, schedules and replies (50).
+	if got := fmt.Sprint(g.callList()); got != "[[a@example.com b@example.com] [c@example.com] [a@example.com b@example.com c@example.com]]" {
+		t.Errorf("graph calls = %s", got)
+	}
+	if got := fmt.Sprint(e.callList()); got != "[[a@onprem.example.com b@onprem.example.com] [a@onprem.example.com b@onprem.example.com]]" {
+		t.Errorf("ews calls = %s", got)
+	}
+}
