@@ -19,7 +19,7 @@ func TestExampleConfigIsValid(t *testing.T) {
 		t.Error("the example has no xmpp section (or it is not checked)")
 	}
 	for _, line := range strings.Split(err.Error(), "\n") {
-		if strings.Contains(line, "no such file or directory") && (strings.Contains(line, ".ca_file") || strings.Contains(line, ".bind_password_file") || strings.Contains(line, "graph.client_secret_file") || strings.Contains(line, "web.kopano.secret_file") || strings.Contains(line, "xmpp.secret_file")) {
+		if strings.Contains(line, "no such file or directory") && (strings.Contains(line, ".ca_file") || strings.Contains(line, ".bind_password_file") || strings.Contains(line, "graph.client_secret_file") || strings.Contains(line, "ews.password_file") || strings.Contains(line, "web.kopano.secret_file") || strings.Contains(line, "xmpp.secret_file")) {
 			continue
 		}
 		if strings.Contains(line, "environment variable LAB_LDAP_PASSWORD is not set") {
