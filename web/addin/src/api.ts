@@ -119,8 +119,9 @@ export async function stream(o: StreamOptions): Promise<void> {
     } catch (e) {
       if (o.signal.aborted) return;
       const err = e instanceof APIError ? e : new APIError(e instanceof Error ? e.message : String(e));
-      if (err.code === "no_naa") {
-        // Retrying cannot help: this host gives no tokens.
+      if (err.code === "no_naa" || err.status === 403) {
+        // Retrying cannot help: this host gives no tokens, or the gateway
+        // refuses this user (a scope not consented, not in the directory).
         o.onState({ kind: "failed", error: err });
         return;
       }

@@ -119,6 +119,12 @@ class Pane {
     });
   }
 
+  /** restart opens a new stream for the same people now. */
+  private restart(): void {
+    this.emailsKey = "";
+    this.follow([...new Set(this.groups.flatMap((g) => g.people.map((p) => p.email)))]);
+  }
+
   private streamState(s: StreamState, ac: AbortController): void {
     clearInterval(this.retryTimer);
     document.body.dataset.stream = s.kind;
@@ -129,12 +135,14 @@ class Pane {
         notice("info", this.auth.notice);
         return;
       case "failed":
-        notice("error", s.error.message);
+        notice("error", s.error.status === 403 ? `The presence gateway refused access: ${s.error.message}.` : s.error.message, () =>
+          this.restart(),
+        );
         return;
       case "retrying": {
         const e: APIError = s.error;
         const what =
-          e.status === 401 || e.status === 403
+          e.status === 401
             ? `The presence gateway refused access: ${e.message}.`
             : e.code === "no_naa" || e.code === "auth"
               ? e.message
@@ -142,10 +150,7 @@ class Pane {
         const tick = () => {
           const secs = Math.max(0, Math.ceil((s.retryAt - Date.now()) / 1000));
           notice("error", `${what} Retrying in ${secs} s…`, () => {
-            // Restart now: a new stream for the same people.
-            this.emailsKey = "";
-            const emails = [...new Set(this.groups.flatMap((g) => g.people.map((p) => p.email)))];
-            if (!ac.signal.aborted) this.follow(emails);
+            if (!ac.signal.aborted) this.restart();
           });
         };
         tick();
