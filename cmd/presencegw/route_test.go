@@ -6,12 +6,15 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"os"
+	"path/filepath"
 	"slices"
 	"strings"
 	"sync"
 	"testing"
 	"time"
 
+	"github.com/presencegw/presencegw/graph/ewstest"
 	"github.com/presencegw/presencegw/internal/config"
 	"github.com/presencegw/presencegw/internal/presence"
 	"github.com/presencegw/presencegw/internal/store"
@@ -204,5 +207,96 @@ func TestRoutedCalendarThroughEngine(t *testing.T) {
 	}
 	if got := fmt.Sprint(e.callList()); got != "[[a@onprem.example.com b@onprem.example.com] [a@onprem.example.com b@onprem.example.com]]" {
 		t.Errorf("ews calls = %s", got)
+	}
+}
+
+// Hybrid at 10,000 mailboxes, half on premises, interleaved by address:
+// the engine still sends EWS full batches (100 schedules, 50 mail tips),
+// so EWS costs what it costs alone, 0.2 requests per mailbox and hour at
+// the default 5/15-minute intervals; mixed batches would have doubled it.
+func TestHybridRequestBudget(t *testing.T) {
+	g := &recordingSource{name: "graph", sched: 20, repl: 50}
+	e := &recordingSource{name: "ews", sched: 100, repl: 50}
+	rc := newRoutedCalendar(config.Routing{Default: "graph", Domains: map[string]string{"onprem.example.com": "ews"}},
+		[]namedSource{{"graph", g}, {"ews", e}}, slog.New(slog.NewTextHandler(io.Discard, nil)))
+	st, err := store.Open(":memory:")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	eng, err := presence.New(rules.Policy{}, presence.Options{}, st, slog.New(slog.NewTextHandler(io.Discard, nil)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var ids []string
+	for i := range 5000 {
+		ids = append(ids, fmt.Sprintf("user%05d@example.com", i), fmt.Sprintf("user%05d@onprem.example.com", i))
+	}
+	eng.Track(ids)
+	if err := eng.Refresh(t.Context(), rc); err != nil {
+		t.Fatal(err)
+	}
+	var sched, tips int
+	for _, c := range e.callList() {
+		if strings.Contains(c[0], "@example.com") {
+			t.Fatalf("EWS asked for %s", c[0])
+		}
+		if len(c) == 100 {
+			sched++ // Refresh asks schedules first, then replies in 50s
+		} else if len(c) == 50 {
+			tips++
+		} else {
+			t.Errorf("EWS batch of %d", len(c))
+		}
+	}
+	perHour := float64(sched*12+tips*4) / 5000
+	t.Logf("EWS: %d GetUserAvailability + %d GetMailTips per cycle for 5,000 mailboxes = %.2f requests per mailbox-hour", sched, tips, perHour)
+	if sched != 50 || tips != 100 || perHour > 0.2001 {
+		t.Errorf("EWS requests: %d schedules, %d mail tips (%.3f per mailbox-hour), want 50, 100 (0.2)", sched, tips, perHour)
+	}
+	if n := len(g.callList()); n != 250+100 {
+		t.Errorf("Graph calls = %d, want 250 getSchedule + 100 getMailTips", n)
+	}
+}
+
+// EWS with a bearer token from a file, through the real client against the
+// fake: a token rewritten by a refresher is used from the next request.
+func TestEWSBearerTokenFile(t *testing.T) {
+	fake := ewstest.New(t)
+	fake.Auth = ewstest.AuthBearer
+	fake.Token = "token-one"
+	fake.SetMailbox("alice@example.com", ewstest.Mailbox{})
+	tokenFile := filepath.Join(t.TempDir(), "ews.token")
+	if err := os.WriteFile(tokenFile, []byte("token-one\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	src, err := ewsSource(&config.EWS{URL: fake.EWSURL(), Auth: "bearer", TokenFile: tokenFile, SendingAs: "svc@example.com",
+		ServerVersion: "Exchange2013_SP1", CAFile: fake.CAFile(t), Concurrency: 1, AvailabilityBatch: 100, MailTipsBatch: 50},
+		slog.New(slog.NewTextHandler(io.Discard, nil)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	ask := func() error {
+		_, err := src.Schedules(t.Context(), []string{"alice@example.com"}, time.Now(), time.Now().Add(time.Hour))
+		return err
+	}
+	if err := ask(); err != nil {
+		t.Fatal(err)
+	}
+	fake.Token = "token-two"
+	if err := ask(); err == nil {
+		t.Fatal("the fake accepted a stale token")
+	}
+	if err := os.WriteFile(tokenFile, []byte("token-two\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	later := time.Now().Add(2 * time.Second)
+	os.Chtimes(tokenFile, later, later)
+	if err := ask(); err != nil {
+		t.Errorf("after the token file changed: %v", err)
+	}
+	reqs := fake.Requests()
+	if len(reqs) == 0 || reqs[len(reqs)-1].Auth != "Bearer" {
+		t.Errorf("requests = %+v", reqs)
 	}
 }
