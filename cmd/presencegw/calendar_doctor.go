@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/presencegw/presencegw/internal/config"
+	"github.com/presencegw/presencegw/ldapmap"
 )
 
 // doctorCalendar reports, for doctor, which mailboxes route to which
@@ -103,6 +104,30 @@ func (a *app) doctorCalendar(ctx context.Context, out io.Writer) bool {
 		}
 	}
 	return ok
+}
+
+// calendarRoute says, for resolve, which calendar source serves the
+// person and by which rule; "" without routed sources or a mailbox.
+func (a *app) calendarRoute(r ldapmap.Resolution) string {
+	rc, _ := a.calendar.(*routedCalendar)
+	if rc == nil || r.Person == nil || r.Person.MailboxID == "" {
+		return ""
+	}
+	attr := r.Person.RouteValue()
+	src, why := rc.rules.decide(r.Person.MailboxID, attr)
+	mb := r.Person.MailboxID
+	switch why {
+	case whyMailbox:
+		return fmt.Sprintf("%s (calendar.routing.mailboxes names %s)", src, mb)
+	case whyAttribute:
+		return fmt.Sprintf("%s (%s is %q)", src, a.cfg.Calendar.Routing.Attribute, attr)
+	case whyDomain:
+		return fmt.Sprintf("%s (the domain of %s)", src, mb)
+	}
+	if attr != "" {
+		return fmt.Sprintf("%s (the default: no rule for %s %q)", src, a.cfg.Calendar.Routing.Attribute, attr)
+	}
+	return src + " (the default)"
 }
 
 // describeRules says in one line what the routing rules are.

@@ -74,6 +74,9 @@ func runResolve(ctx context.Context, args []string, out, errOut io.Writer) error
 			continue
 		}
 		fmt.Fprint(out, explain(r, pres))
+		if line := a.calendarRoute(r); line != "" {
+			fmt.Fprintf(out, "  %-11s %s\n", "calendar:", line)
+		}
 		for _, l := range liveRes {
 			if l.Error != "" {
 				fmt.Fprintf(out, "  %-11s %s: %s\n", "live:", l.Source, l.Error)

@@ -252,6 +252,20 @@ calendar:
 		t.Errorf("serve exited %d:\n%s", code, l)
 	}
 
+	// resolve says which source serves a person, and why.
+	for addr, want := range map[string]string{
+		"alice@example.com":       `calendar:   ews (employeeType is "1")`,
+		"carol@example.com":       `calendar:   ics (calendar.routing.mailboxes names carol@example.com)`,
+		"dave@onprem.example.com": `calendar:   ews (the domain of dave@onprem.example.com)`,
+		"erin@example.com":        `calendar:   none (the default: no rule for employeeType "128")`,
+	} {
+		var out, errOut strings.Builder
+		run(context.Background(), []string{"resolve", "-c", cfg, addr}, &out, &errOut)
+		if !strings.Contains(out.String(), want) {
+			t.Errorf("resolve %s lacks %q:\n%s%s", addr, want, out.String(), errOut.String())
+		}
+	}
+
 	// doctor says where everyone goes and reaches every source.
 	var out, errOut strings.Builder
 	code := run(context.Background(), []string{"doctor", "-c", cfg}, &out, &errOut)
