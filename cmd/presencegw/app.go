@@ -330,5 +330,14 @@ func (a *app) ready() error {
 			errs = append(errs, fmt.Errorf("directory %s: %s", h.Source, msg))
 		}
 	}
+	// A calendar source that has never answered for any mailbox (wrong
+	// credentials, missing permission, unreachable) leaves lookups without
+	// calendars: not ready. A later outage keeps the facts read before and
+	// shows in the stale gauge instead, so readiness does not flap with it.
+	if a.calendar != nil {
+		if tracked, read := a.presence.CalendarRead(); tracked > 0 && read == 0 {
+			errs = append(errs, fmt.Errorf("calendar: none of %d mailboxes read yet (see the log and presencegw_calendar_polls_total)", tracked))
+		}
+	}
 	return errors.Join(errs...)
 }
