@@ -62,6 +62,7 @@ type apiGate struct {
 	refused  atomic.Int64
 	mu       sync.Mutex
 	inFlight map[*http.Request]context.CancelFunc
+	auths    []string // the Authorization header of every API request
 }
 
 func (g *apiGate) ServeHTTP(w http.ResponseWriter, r *http.Request) {
@@ -83,6 +84,7 @@ func (g *apiGate) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	ctx, cancel := context.WithCancel(r.Context())
 	r = r.WithContext(ctx)
 	g.mu.Lock()
+	g.auths = append(g.auths, r.Header.Get("Authorization"))
 	g.inFlight[r] = cancel
 	g.mu.Unlock()
 	defer func() {
