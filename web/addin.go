@@ -2,6 +2,7 @@ package web
 
 import (
 	"bytes"
+	"compress/gzip"
 	"crypto/sha256"
 	"embed"
 	"encoding/hex"
@@ -69,6 +70,9 @@ type addinFile struct {
 	data  []byte
 	etag  string
 	ctype string
+	// gz is data gzipped, for text worth compressing (MSAL's chunk:
+	// 330 kB, 87 kB gzipped); nil otherwise.
+	gz []byte
 	// immutable files are named by their content (chunk-HASH.js).
 	immutable bool
 }
@@ -90,8 +94,18 @@ func newAddinFile(name string, data []byte) addinFile {
 	case ".txt", ".sha256":
 		ctype = "text/plain; charset=utf-8"
 	}
-	return addinFile{data: data, etag: `"` + hex.EncodeToString(sum[:12]) + `"`, ctype: ctype,
+	f := addinFile{data: data, etag: `"` + hex.EncodeToString(sum[:12]) + `"`, ctype: ctype,
 		immutable: strings.HasPrefix(name, "chunk-") && path.Ext(name) == ".js"}
+	if len(data) > 1024 && (strings.HasPrefix(ctype, "text/") || strings.HasPrefix(ctype, "application/xml")) {
+		var b bytes.Buffer
+		zw, _ := gzip.NewWriterLevel(&b, gzip.BestCompression)
+		_, _ = zw.Write(data) // to memory: no error
+		_ = zw.Close()
+		if b.Len() < len(data) {
+			f.gz = b.Bytes()
+		}
+	}
+	return f
 }
 
 // newAddin loads the embedded pane and fills in its settings.
@@ -184,7 +198,15 @@ func (a *addin) serveFile(w http.ResponseWriter, r *http.Request, name string) {
 	}
 	h := w.Header()
 	h.Set("Content-Type", f.ctype)
-	h.Set("ETag", f.etag)
+	data, etag := f.data, f.etag
+	if f.gz != nil {
+		h.Set("Vary", "Accept-Encoding")
+		if acceptsGzip(r) {
+			data, etag = f.gz, strings.TrimSuffix(f.etag, `"`)+`-gz"`
+			h.Set("Content-Encoding", "gzip")
+		}
+	}
+	h.Set("ETag", etag)
 	if f.immutable {
 		h.Set("Cache-Control", "public, max-age=31536000, immutable")
 	} else {
@@ -195,7 +217,20 @@ func (a *addin) serveFile(w http.ResponseWriter, r *http.Request, name string) {
 	if strings.HasSuffix(name, ".html") {
 		h.Set("Content-Security-Policy", a.pageCSP)
 	}
-	http.ServeContent(w, r, name, time.Time{}, bytes.NewReader(f.data))
+	http.ServeContent(w, r, name, time.Time{}, bytes.NewReader(data))
+}
+
+// acceptsGzip reports whether the request's Accept-Encoding allows gzip.
+func acceptsGzip(r *http.Request) bool {
+	for _, v := range r.Header.Values("Accept-Encoding") {
+		for _, e := range strings.Split(v, ",") {
+			name, q, _ := strings.Cut(strings.TrimSpace(e), ";")
+			if strings.EqualFold(strings.TrimSpace(name), "gzip") && strings.ReplaceAll(strings.TrimSpace(q), " ", "") != "q=0" {
+				return true
+			}
+		}
+	}
+	return false
 }
 
 func (a *addin) serveManifest(w http.ResponseWriter, r *http.Request) {

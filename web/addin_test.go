@@ -3,11 +3,13 @@ package web
 import (
 	"bufio"
 	"bytes"
+	"compress/gzip"
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
 	"html"
 	"image/png"
+	"io"
 	"io/fs"
 	"net/http"
 	"net/http/httptest"
@@ -173,6 +175,22 @@ func TestAddinServed(t *testing.T) {
 	s.ServeHTTP(w, req)
 	if w.Code != http.StatusNotModified {
 		t.Errorf("revalidation: %d, want 304", w.Code)
+	}
+	// Compressed for clients that take gzip, with its own ETag.
+	for _, name := range []string{"taskpane.js", "taskpane.css", "taskpane.html"} {
+		req := httptest.NewRequest("GET", "/addin/"+name, nil)
+		req.Header.Set("Accept-Encoding", "br, gzip;q=0.8")
+		w := httptest.NewRecorder()
+		s.ServeHTTP(w, req)
+		zr, err := gzip.NewReader(w.Body)
+		if err != nil || w.Header().Get("Content-Encoding") != "gzip" || w.Header().Get("Vary") != "Accept-Encoding" {
+			t.Fatalf("%s gzipped: %v %v", name, err, w.Header())
+		}
+		plain, _ := io.ReadAll(zr)
+		_, h, body := do(s, "GET", "/addin/"+name, "", "")
+		if string(plain) != body || h.Get("Content-Encoding") != "" || h.Get("ETag") == w.Header().Get("ETag") {
+			t.Errorf("%s: gzipped and plain differ, or share an ETag", name)
+		}
 	}
 	for name := range newAddinMust(t).files {
 		if strings.HasPrefix(name, "chunk-") && strings.HasSuffix(name, ".js") {
