@@ -166,7 +166,14 @@ func (b *Bot) statusOf(c caller) reply {
 		s.WriteString("The calendar facts are out of date (the calendar source is not answering).\n")
 	}
 	if o, ok := b.pub.published(c.bare); ok {
-		fmt.Fprintf(&s, "Your contacts see: %s, set by the gateway on your server.\n", stateWords(rules.State(o.Show), o.Status, o.Until))
+		how := "set by the gateway on your server"
+		switch b.Status().Mechanism {
+		case MechanismSession:
+			how = "on an extra resource " + calendarResource + " the gateway logs in for you while you are online"
+		case MechanismShadow:
+			how = "on a second contact \"(calendar)\" the gateway put in their rosters, while you are online"
+		}
+		fmt.Fprintf(&s, "Your contacts see: %s, %s.\n", stateWords(rules.State(o.Show), o.Status, o.Until), how)
 	} else {
 		s.WriteString("Your contacts see: your own presence; the gateway has set nothing.\n")
 	}

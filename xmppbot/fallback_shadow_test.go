@@ -132,6 +132,17 @@ func TestFallbackShadowContact(t *testing.T) {
 		}
 	})
 
+	t.Run("alice's status command says how contacts see it", func(t *testing.T) {
+		mark := desk.Mark()
+		desk.Send(t, `<message type="chat" to="`+srv.ComponentJID+`"><body>status</body></message>`)
+		m := desk.WaitFor(t, mark, 5*time.Second, "the status answer", func(s testenv.Stanza) bool {
+			return s.XMLName.Local == "message" && s.Attr("from") == srv.ComponentJID
+		})
+		if body := m.ChildText("body"); !strings.Contains(body, "Your contacts see: dnd") || !strings.Contains(body, "second contact") {
+			t.Errorf("status answer:\n%s", body)
+		}
+	})
+
 	t.Run("bob logs in again: his server's probe is answered", func(t *testing.T) {
 		bob.Close()
 		bob = testenv.DialXMPP(parent, srv, "bob", "pc")
