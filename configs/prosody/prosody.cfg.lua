@@ -89,6 +89,10 @@ VirtualHost "example.com"
 			-- is all the gateway needs. "roster" would also forward the
 			-- presence of every remote contact.
 			presence = "managed_entity";
+			-- "both" instead lets the gateway fall back to shadow contacts
+			-- ("Alice (calendar)" in each contact's roster) where this
+			-- module cannot be loaded, with shadow_contacts: true in its
+			-- xmpp section (xmppbot/README.md); with the module, "get".
 			roster = "get";
 		};
 	}
