@@ -269,6 +269,15 @@ func fakeOffice(item any, theme map[string]any) []byte {
     setItem: function (it) { mailbox.item = wrapCompose(it); fire("olkItemSelectedChanged"); },
     addRecipient: function (field, r) { mailbox.item[field]._list.push(r); fire("olkRecipientsChanged"); }
   };
+  // When every row first shows presence, from the navigation's start
+  // (performance.now), for the pane load time.
+  new MutationObserver(function (_, obs) {
+    var rows = document.querySelectorAll("li.person");
+    if (rows.length && !document.querySelector('li.person[data-state="pending"]')) {
+      window.__paneReady = performance.now();
+      obs.disconnect();
+    }
+  }).observe(document, { childList: true, subtree: true, attributes: true });
   window.Office = {
     EventType: { ItemChanged: "olkItemSelectedChanged", RecipientsChanged: "olkRecipientsChanged", OfficeThemeChanged: "officeThemeChanged" },
     onReady: function (cb) { var info = { host: "Outlook", platform: "OfficeOnline" }; if (cb) cb(info); return Promise.resolve(info); },
@@ -462,7 +471,8 @@ func TestAddinInBrowser(t *testing.T) {
 	}
 	paneWait(t, ctx, "rendered", `document.body.dataset.state === "ready" && document.querySelectorAll("li.person").length === 7 &&
 		!document.querySelector('li.person[data-state="pending"]')`, 30*time.Second)
-	t.Logf("pane load time (navigation to every row rendered with presence): %v", time.Since(start).Round(time.Millisecond))
+	t.Logf("pane load time: every row with presence %.0f ms after navigation start (in the page); %v seen from the test",
+		eval[float64](t, ctx, `window.__paneReady`), time.Since(start).Round(time.Millisecond))
 	eval[bool](t, ctx, `window.__noReload = true`)
 	rows := eval[[]paneRow](t, ctx, readRows)
 	checkRows(t, base, rows, map[string][]string{
