@@ -132,14 +132,29 @@ export async function stream(o: StreamOptions): Promise<void> {
   }
 }
 
+/**
+ * silenceLimit is how long the stream may stay silent before it counts as
+ * dead: the gateway sends a comment every 15 s, so three missed beats mean
+ * a connection that broke without a word (a sleeping laptop, a proxy).
+ */
+const silenceLimit = 45000;
+
 /** readEvents parses the SSE body until it ends; returns the last event id. */
 async function readEvents(body: ReadableStream<Uint8Array>, o: StreamOptions, lastID: string): Promise<string> {
   const reader = body.getReader();
   const dec = new TextDecoder();
   let buf = "";
+  let silent: ReturnType<typeof setTimeout> | undefined;
+  let timedOut = false;
   try {
     for (;;) {
+      clearTimeout(silent);
+      silent = setTimeout(() => {
+        timedOut = true;
+        void reader.cancel();
+      }, silenceLimit);
       const { value, done } = await reader.read();
+      if (timedOut) throw new APIError("the presence gateway stopped answering");
       if (done) return lastID;
       buf += dec.decode(value, { stream: true }).replace(/\r\n?/g, "\n");
       let end: number;
@@ -168,8 +183,9 @@ async function readEvents(body: ReadableStream<Uint8Array>, o: StreamOptions, la
     }
   } catch (e) {
     if (o.signal.aborted) return lastID;
-    throw new APIError("the connection to the presence gateway broke");
+    throw e instanceof APIError ? e : new APIError("the connection to the presence gateway broke");
   } finally {
+    clearTimeout(silent);
     reader.releaseLock();
   }
 }

@@ -198,6 +198,16 @@ function applyTheme(office: OfficeGlobal): void {
   }
 }
 
+/** attempt runs f and reports whether it did not throw. */
+function attempt(f: () => void): boolean {
+  try {
+    f();
+    return true;
+  } catch {
+    return false;
+  }
+}
+
 async function main(): Promise<void> {
   const cfg = readConfig();
   const office = window.Office;
@@ -212,7 +222,8 @@ async function main(): Promise<void> {
   const mailbox = office.context.mailbox;
   const ev = office.EventType;
   if (ev.OfficeThemeChanged !== undefined && mailbox.addHandlerAsync) {
-    mailbox.addHandlerAsync(ev.OfficeThemeChanged, () => applyTheme(office));
+    // Hosts without the event may refuse it, some by throwing.
+    attempt(() => mailbox.addHandlerAsync!(ev.OfficeThemeChanged, () => applyTheme(office)));
   }
   const pane = new Pane(office, cfg);
   let recipientsPoll: ReturnType<typeof setInterval> | undefined;
@@ -222,11 +233,11 @@ async function main(): Promise<void> {
     if (item && isCompose(item)) {
       // Recipients as they are typed: the event where the host has it
       // (Mailbox 1.7), else a look every two seconds.
-      if (office.context.requirements.isSetSupported("Mailbox", "1.7") && item.addHandlerAsync) {
-        item.addHandlerAsync(ev.RecipientsChanged, () => void pane.show(item));
-      } else {
-        recipientsPoll = setInterval(() => void pane.show(item), 2000);
-      }
+      const watched =
+        office.context.requirements.isSetSupported("Mailbox", "1.7") &&
+        !!item.addHandlerAsync &&
+        attempt(() => item.addHandlerAsync!(ev.RecipientsChanged, () => void pane.show(item)));
+      if (!watched) recipientsPoll = setInterval(() => void pane.show(item), 2000);
     }
   };
   // A pinned pane stays open while the user moves between mails.
