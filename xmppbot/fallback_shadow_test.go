@@ -240,3 +240,46 @@ func TestFallbackShadowEjabberd(t *testing.T) {
 		t.Errorf("Off does not say the roster set failed: %q", st.Off)
 	}
 }
+
+// TestFallbackShadowContactLeaves: someone who is no longer allowed to
+// see alice's presence (she removed him) loses the shadow at her next
+// calendar state and sees nothing of it.
+func TestFallbackShadowContactLeaves(t *testing.T) {
+	srv := testenv.StartProsody(t, testenv.XMPPOptions{NoModule: true, RosterPermission: "both", Users: []string{"alice", "bob"}})
+	w := newWorld(t, srv, "alice", "bob")
+	bobJID := "bob@" + srv.Domain
+	shadow := `alice\40` + srv.Domain + "@" + srv.ComponentJID
+	desk := testenv.DialXMPP(t, srv, "alice", "desk")
+	bob := testenv.DialXMPP(t, srv, "bob", "pc")
+	desk.SendPresence(t, "", "", "", 10)
+	bob.SendPresence(t, "", "", "", 0)
+	testenv.MakeContacts(t, desk, bob)
+	w.startBot(xmppbot.Config{ShadowContacts: true})
+	now := time.Now()
+	dnd := func(s testenv.Stanza) bool {
+		return s.IsPresence() && testenv.Bare(s.Attr("from")) == shadow && s.Attr("type") == "" && s.Show() == "dnd"
+	}
+
+	mark := bob.Mark()
+	w.meeting("alice", now.Add(-time.Minute), now.Add(time.Hour))
+	bob.WaitFor(t, mark, 5*time.Second, "dnd from the shadow", dnd)
+	w.meeting("alice", now.Add(-2*time.Hour), now.Add(-time.Hour))
+	bob.WaitFor(t, mark, 5*time.Second, "unavailable from the shadow", func(s testenv.Stanza) bool {
+		return s.IsPresence() && testenv.Bare(s.Attr("from")) == shadow && s.Attr("type") == "unavailable"
+	})
+
+	// alice removes bob: he may no longer see her presence.
+	desk.IQ(t, `<iq type="set" id="rm1"><query xmlns="jabber:iq:roster"><item jid="`+bobJID+`" subscription="remove"/></query></iq>`)
+	bob.WaitFor(t, mark, 5*time.Second, "roster push: alice gone", func(s testenv.Stanza) bool {
+		return rosterPush("alice@"+srv.Domain, "none")(s) || rosterPush("alice@"+srv.Domain, "remove")(s)
+	})
+	mark = bob.Mark()
+	w.meeting("alice", now.Add(-time.Minute), now.Add(time.Hour))
+	bob.WaitFor(t, mark, 5*time.Second, "roster push removing the shadow", rosterPush(shadow, "remove"))
+	time.Sleep(time.Second)
+	for _, s := range bob.Received(mark) {
+		if dnd(s) {
+			t.Errorf("bob is no longer alice's contact but received %s", s.String())
+		}
+	}
+}
