@@ -130,9 +130,11 @@ func (rc *routedCalendar) index(name string) uint8 {
 
 // Update recomputes every mailbox's route from the directory index: call
 // it before the engine tracks the index's mailboxes.
-func (rc *routedCalendar) Update(ix *ldapmap.Index) {
-	attrs := ix.Routes()
-	mailboxes := ix.Mailboxes()
+func (rc *routedCalendar) Update(ix *ldapmap.Index) { rc.update(ix.Mailboxes(), ix.Routes()) }
+
+// update routes mailboxes, whose people's routing attribute values attrs
+// holds.
+func (rc *routedCalendar) update(mailboxes []string, attrs map[string]string) {
 	table := make(map[string]decision, len(mailboxes))
 	unmatched := map[string]int{}
 	counts := make([]int, len(rc.names))
