@@ -2,11 +2,14 @@ package main
 
 import (
 	"context"
+	"crypto/tls"
+	"crypto/x509"
 	"errors"
 	"fmt"
 	"io"
 	"log/slog"
 	"maps"
+	"os"
 	"slices"
 	"strings"
 	"time"
@@ -43,10 +46,39 @@ func xmppConfig(x *config.XMPP, log *slog.Logger) (xmppbot.Config, error) {
 	if err != nil {
 		return xmppbot.Config{}, fmt.Errorf("xmpp: %w", err)
 	}
+	clientTLS, err := xmppClientTLS(x)
+	if err != nil {
+		return xmppbot.Config{}, err
+	}
 	return xmppbot.Config{Server: x.Server, JID: x.JID, Secret: []byte(secret), Hosts: slices.Clone(x.Hosts),
 		SendRate: x.SendRate, Burst: x.Burst, ReconnectMax: x.ReconnectMax.D(), Grace: x.Grace.D(),
 		Admins: slices.Clone(x.Admins), Visibility: vis, SessionsAPI: x.SessionsAPI,
-		ClientServer: x.ClientServer, ShadowContacts: x.ShadowContacts, Logger: log}, nil
+		ClientServer: x.ClientServer, ClientTLS: clientTLS, ShadowContacts: x.ShadowContacts, Logger: log}, nil
+}
+
+// xmppClientTLS is the calendar sessions' STARTTLS configuration: nil
+// (the component's default) unless client_ca_file or client_tls_name is
+// set; the CA file adds to the system's roots.
+func xmppClientTLS(x *config.XMPP) (*tls.Config, error) {
+	if x.ClientCAFile == "" && x.ClientTLSName == "" {
+		return nil, nil
+	}
+	cfg := &tls.Config{MinVersion: tls.VersionTLS12, ServerName: x.ClientTLSName}
+	if x.ClientCAFile != "" {
+		pemData, err := os.ReadFile(x.ClientCAFile)
+		if err != nil {
+			return nil, fmt.Errorf("xmpp client_ca_file: %w", err)
+		}
+		pool, err := x509.SystemCertPool()
+		if err != nil {
+			pool = x509.NewCertPool()
+		}
+		if !pool.AppendCertsFromPEM(pemData) {
+			return nil, fmt.Errorf("xmpp client_ca_file %s holds no PEM certificate", x.ClientCAFile)
+		}
+		cfg.RootCAs = pool
+	}
+	return cfg, nil
 }
 
 // newBot wires the XMPP component: the engine it publishes and feeds, the

@@ -2,11 +2,19 @@ package main
 
 import (
 	"context"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
 	"crypto/sha1"
+	"crypto/tls"
+	"crypto/x509"
+	"crypto/x509/pkix"
+	"encoding/pem"
 	"encoding/xml"
 	"fmt"
 	"io"
 	"log/slog"
+	"math/big"
 	"net"
 	"net/http"
 	"os"
@@ -422,6 +430,60 @@ func TestOpenPresenceForXMPP(t *testing.T) {
 	if _, err := xmppConfig(x, log); err == nil || !strings.Contains(err.Error(), "xmpp secret") {
 		t.Errorf("missing secret: %v", err)
 	}
+}
+
+// The calendar sessions' TLS: nil by default (the component decides),
+// the CA file added to the system's roots, a file without a certificate
+// refused by name.
+func TestXMPPClientTLS(t *testing.T) {
+	dir := t.TempDir()
+	if c, err := xmppClientTLS(&config.XMPP{}); c != nil || err != nil {
+		t.Errorf("default: %v, %v", c, err)
+	}
+	c, err := xmppClientTLS(&config.XMPP{ClientTLSName: "chat.example.com"})
+	if err != nil || c.ServerName != "chat.example.com" || c.RootCAs != nil || c.MinVersion != tls.VersionTLS12 {
+		t.Errorf("name only: %+v, %v", c, err)
+	}
+	caPEM, caCert := testCA(t)
+	ca := filepath.Join(dir, "ca.pem")
+	if err := os.WriteFile(ca, caPEM, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	c, err = xmppClientTLS(&config.XMPP{ClientCAFile: ca})
+	if err != nil || c.RootCAs == nil {
+		t.Fatalf("CA file: %+v, %v", c, err)
+	}
+	if _, err := caCert.Verify(x509.VerifyOptions{Roots: c.RootCAs}); err != nil {
+		t.Errorf("the CA file's certificate is not trusted by the pool: %v", err)
+	}
+	bad := filepath.Join(dir, "bad.pem")
+	if err := os.WriteFile(bad, []byte("not a certificate"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := xmppClientTLS(&config.XMPP{ClientCAFile: bad}); err == nil || !strings.Contains(err.Error(), "holds no PEM certificate") {
+		t.Errorf("bad CA file: %v", err)
+	}
+}
+
+// testCA makes a self-signed CA certificate, as PEM and parsed.
+func testCA(t *testing.T) ([]byte, *x509.Certificate) {
+	t.Helper()
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tmpl := &x509.Certificate{SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: "presencegw test CA"},
+		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(time.Hour), IsCA: true,
+		BasicConstraintsValid: true, KeyUsage: x509.KeyUsageCertSign}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cert, err := x509.ParseCertificate(der)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}), cert
 }
 
 func TestBotAdapters(t *testing.T) {

@@ -5,7 +5,6 @@ import (
 	"math"
 	"net"
 	"net/url"
-	"path/filepath"
 	"slices"
 	"strconv"
 	"strings"
@@ -53,6 +52,12 @@ type XMPP struct {
 	// sessions log in at, when the module is missing; default: the
 	// sessions API's host, port 5222.
 	ClientServer string `yaml:"client_server"`
+	// ClientCAFile is a PEM bundle trusted, besides the system's roots,
+	// for the calendar sessions' STARTTLS; ClientTLSName the name their
+	// certificate must carry (default: the user's domain). Either one
+	// makes the sessions require STARTTLS, also on loopback.
+	ClientCAFile  string `yaml:"client_ca_file"`
+	ClientTLSName string `yaml:"client_tls_name"`
 	// ShadowContacts allows the shadow-contact fallback (a "<name>
 	// (calendar)" item in each contact's roster, written with the
 	// XEP-0356 roster permission) where neither the overlay module nor an
@@ -86,9 +91,7 @@ func (c *Config) applyXMPPDefaults() {
 			x.Hosts = []string{parent}
 		}
 	}
-	if x.SecretFile != "" && !filepath.IsAbs(x.SecretFile) && c.path != "" {
-		x.SecretFile = filepath.Join(filepath.Dir(c.path), x.SecretFile)
-	}
+	c.relative(&x.SecretFile, &x.ClientCAFile)
 }
 
 // parentDomain is the users' domain a component JID belongs to:
@@ -186,6 +189,17 @@ func (c *Config) validateXMPP(p *Problems) {
 			p.Add("xmpp.sessions_api", "%q must be an http(s) URL, e.g. http://127.0.0.1:5280/api", x.SessionsAPI)
 		} else if u.User != nil {
 			p.Add("xmpp.sessions_api", "must not carry credentials in the URL")
+		}
+	}
+	for _, kv := range [][2]string{{"client_server", x.ClientServer}, {"client_ca_file", x.ClientCAFile}, {"client_tls_name", x.ClientTLSName}} {
+		if kv[1] != "" && x.SessionsAPI == "" {
+			p.Add("xmpp."+kv[0], "is only used by the ejabberd calendar sessions, which need sessions_api")
+		}
+	}
+	checkFile(p, "xmpp.client_ca_file", x.ClientCAFile)
+	if x.ClientTLSName != "" {
+		if why := domainProblem(x.ClientTLSName); why != "" {
+			p.Add("xmpp.client_tls_name", "%q is not a domain: %s", x.ClientTLSName, why)
 		}
 	}
 	if x.ClientServer != "" {

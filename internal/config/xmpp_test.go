@@ -44,6 +44,7 @@ func TestXMPPDefaults(t *testing.T) {
 
 func TestXMPPEverySetting(t *testing.T) {
 	t.Setenv("PRESENCEGW_TEST_XMPP_SECRET", "s3cret")
+	ca := writeFile(t, t.TempDir(), "ca.pem", "-----BEGIN CERTIFICATE-----\n")
 	c, err := Parse("/etc/presencegw/c.yaml", lines(
 		"xmpp:",
 		"  server: '[::1]:5275'",
@@ -58,6 +59,8 @@ func TestXMPPEverySetting(t *testing.T) {
 		"  visibility: calendar",
 		"  sessions_api: http://127.0.0.1:5280/api",
 		"  client_server: 127.0.0.1:5223",
+		"  client_ca_file: "+ca,
+		"  client_tls_name: chat.example.com",
 		"  shadow_contacts: true",
 	))
 	if err != nil {
@@ -66,7 +69,8 @@ func TestXMPPEverySetting(t *testing.T) {
 	want := &XMPP{Server: "[::1]:5275", JID: "presence.chat.example.com", SecretEnv: "PRESENCEGW_TEST_XMPP_SECRET",
 		Hosts: []string{"chat.example.com", "lab.example.com"}, Admins: []string{"it-ops@chat.example.com", "Ann@lab.example.com"},
 		SendRate: 12.5, Burst: 5, ReconnectMax: Duration(30 * time.Second), Grace: Duration(5 * time.Minute), Visibility: "calendar",
-		SessionsAPI: "http://127.0.0.1:5280/api", ClientServer: "127.0.0.1:5223", ShadowContacts: true}
+		SessionsAPI: "http://127.0.0.1:5280/api", ClientServer: "127.0.0.1:5223", ClientCAFile: ca,
+		ClientTLSName: "chat.example.com", ShadowContacts: true}
 	if !reflect.DeepEqual(c.XMPP, want) {
 		t.Errorf("xmpp = %+v\nwant %+v", c.XMPP, want)
 	}
@@ -264,13 +268,29 @@ func TestXMPPProblems(t *testing.T) {
 		},
 		{
 			name: "client_server without a port",
-			src:  with("  client_server: chat.example.com"),
-			want: []string{`F:5: xmpp.client_server: "chat.example.com" must be host:port, e.g. 127.0.0.1:5222`},
+			src:  with("  sessions_api: http://127.0.0.1:5280/api", "  client_server: chat.example.com"),
+			want: []string{`F:6: xmpp.client_server: "chat.example.com" must be host:port, e.g. 127.0.0.1:5222`},
 		},
 		{
 			name: "client_server port out of range",
-			src:  with("  client_server: chat.example.com:70000"),
-			want: []string{`F:5: xmpp.client_server: "chat.example.com:70000": port must be 1-65535`},
+			src:  with("  sessions_api: http://127.0.0.1:5280/api", "  client_server: chat.example.com:70000"),
+			want: []string{`F:6: xmpp.client_server: "chat.example.com:70000": port must be 1-65535`},
+		},
+		{
+			name: "calendar-session settings without sessions_api",
+			src:  with("  client_server: 127.0.0.1:5222", "  client_tls_name: chat.example.com"),
+			want: []string{
+				`F:5: xmpp.client_server: is only used by the ejabberd calendar sessions, which need sessions_api`,
+				`F:6: xmpp.client_tls_name: is only used by the ejabberd calendar sessions, which need sessions_api`,
+			},
+		},
+		{
+			name: "client_ca_file missing, client_tls_name not a domain",
+			src:  with("  sessions_api: http://127.0.0.1:5280/api", "  client_ca_file: /nonexistent/ca.pem", "  client_tls_name: a..b"),
+			want: []string{
+				`F:6: xmpp.client_ca_file: stat /nonexistent/ca.pem: no such file or directory`,
+				`F:7: xmpp.client_tls_name: "a..b" is not a domain: empty label`,
+			},
 		},
 		{
 			name: "shadow_contacts not a boolean",
