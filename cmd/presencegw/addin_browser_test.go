@@ -642,6 +642,7 @@ func TestAddinSignInUnsupported(t *testing.T) {
 	if n := eval[string](t, ctx, `document.getElementById("notice").textContent`); strings.Contains(n, "Retrying") {
 		t.Errorf("the pane retries what cannot work: %q", n)
 	}
+	paneWait(t, ctx, "rows say so", `document.querySelector("li.person .state").textContent === "Presence not available"`, 10*time.Second)
 	if st := eval[string](t, ctx, `document.querySelector("li.person").dataset.state`); st != "pending" {
 		t.Errorf("without sign-in carol is %q, want pending (nothing asked)", st)
 	}

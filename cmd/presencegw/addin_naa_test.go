@@ -196,5 +196,6 @@ func TestAddinSignsInWithNAA(t *testing.T) {
 	if n := eval[string](t, ctx, `document.getElementById("notice").textContent`); strings.Contains(n, "Retrying") || !strings.Contains(n, "Retry now") {
 		t.Errorf("refused notice %q: want a Retry button and no automatic retries", n)
 	}
+	paneWait(t, ctx, "rows say so", `[...document.querySelectorAll("li.person .state")].every(s => s.textContent === "Presence not available")`, 10*time.Second)
 	screenshot(t, ctx, artifacts(t), "addin-7-refused.png")
 }

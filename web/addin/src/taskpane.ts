@@ -128,6 +128,10 @@ class Pane {
   private streamState(s: StreamState, ac: AbortController): void {
     clearInterval(this.retryTimer);
     document.body.dataset.stream = s.kind;
+    if (s.kind !== "failed" && this.actions.pendingLabel) {
+      this.actions.pendingLabel = undefined;
+      this.render();
+    }
     switch (s.kind) {
       case "connecting":
         return;
@@ -135,6 +139,8 @@ class Pane {
         notice("info", this.auth.notice);
         return;
       case "failed":
+        this.actions.pendingLabel = "Presence not available";
+        this.render();
         notice("error", s.error.status === 403 ? `The presence gateway refused access: ${s.error.message}.` : s.error.message, () =>
           this.restart(),
         );

@@ -104,6 +104,8 @@ export function chatLink(template: string, jid: string, email: string): string {
 
 export interface RowActions {
   chatTemplate: string;
+  /** Replaces "Looking up…" when no answer will come (sign-in failed). */
+  pendingLabel?: string;
   copy(text: string, who: string): void;
 }
 
@@ -111,7 +113,7 @@ export interface RowActions {
 export function row(p: Person, pr: Presence | undefined, a: RowActions): HTMLLIElement {
   const state = pr?.state ?? "pending";
   const name = pr?.name || p.name;
-  const label = stateLabels[state] ?? state;
+  const label = (state === "pending" && a.pendingLabel) || stateLabels[state] || state;
   const status = statusText(pr);
   const li = el("li", "person");
   li.dataset.email = p.email;
@@ -134,6 +136,10 @@ export function row(p: Person, pr: Presence | undefined, a: RowActions): HTMLLIE
   if (status) {
     line.appendChild(document.createTextNode(" · "));
     line.appendChild(el("span", "text", status));
+  }
+  if (pr?.stale) {
+    // The gateway could not read the calendar lately: say so.
+    line.appendChild(el("span", "stale", " · calendar may be out of date"));
   }
   line.title = status ? `${label} · ${status}` : label;
   who.appendChild(line);
