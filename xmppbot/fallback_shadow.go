@@ -726,19 +726,19 @@ func (m *shadowContacts) answer(ctx context.Context, c *conn, owner, contact, ty
 	if err != nil {
 		return err
 	}
+	// Nothing is made for a shadow nobody holds: anyone may address any
+	// localpart on the component's domain.
 	m.mu.Lock()
-	p := m.person(owner)
-	holds := p.contacts[contact]
+	p := m.people[owner]
+	holds := p != nil && p.contacts[contact]
+	var shown *overlay
+	if holds && p.shown != nil {
+		w := *p.shown
+		shown = &w
+	}
 	m.mu.Unlock()
 	switch typ {
 	case "probe":
-		m.mu.Lock()
-		var shown *overlay
-		if p.shown != nil && holds {
-			w := *p.shown
-			shown = &w
-		}
-		m.mu.Unlock()
 		switch {
 		case shown != nil:
 			return m.sendPresence(ctx, c, shadow, contact, "", shown)
@@ -749,6 +749,9 @@ func (m *shadowContacts) answer(ctx context.Context, c *conn, owner, contact, ty
 			return m.sendPresence(ctx, c, shadow, contact, "unsubscribed", nil)
 		}
 	case "unsubscribe":
+		if !holds {
+			return nil
+		}
 		// The contact removed the shadow (or unsubscribed): do not put
 		// it back until they ask for it.
 		m.mu.Lock()
@@ -757,6 +760,11 @@ func (m *shadowContacts) answer(ctx context.Context, c *conn, owner, contact, ty
 		m.mu.Unlock()
 		m.save(owner)
 		m.bot.log.Info("xmpp: shadow contact removed by the contact", "shadow_of", owner, "contact", contact)
+		return nil
+	}
+	// A subscription request costs a roster read: limited per sender
+	// like the commands.
+	if cl, ok := m.bot.callerOf(contact); !ok || !cl.local || !m.bot.ans.limits.allow(cl) {
 		return nil
 	}
 	// subscribe: granted to contacts allowed to see the owner's presence.
@@ -771,9 +779,10 @@ func (m *shadowContacts) answer(ctx context.Context, c *conn, owner, contact, ty
 		return err
 	}
 	m.mu.Lock()
+	p = m.person(owner)
 	p.contacts[contact] = true
 	delete(p.declined, contact)
-	var shown *overlay
+	shown = nil
 	if p.shown != nil {
 		w := *p.shown
 		shown = &w
