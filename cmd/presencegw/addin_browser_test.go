@@ -55,7 +55,8 @@ func (s *browserSource) Schedules(ctx context.Context, mailboxes []string, start
 }
 
 // apiGate makes the API unreachable on demand: while closed, every /api/
-// request has its connection dropped, and the open streams are ended.
+// request has its connection dropped, and the open streams are cut off
+// mid-body, as when the gateway dies or the network breaks.
 type apiGate struct {
 	next     http.Handler
 	closed   atomic.Bool
@@ -63,6 +64,7 @@ type apiGate struct {
 	mu       sync.Mutex
 	inFlight map[*http.Request]context.CancelFunc
 	auths    []string // the Authorization header of every API request
+	resumes  []string // the Last-Event-ID header of every stream request
 }
 
 func (g *apiGate) ServeHTTP(w http.ResponseWriter, r *http.Request) {
@@ -85,6 +87,9 @@ func (g *apiGate) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	r = r.WithContext(ctx)
 	g.mu.Lock()
 	g.auths = append(g.auths, r.Header.Get("Authorization"))
+	if r.URL.Path == "/api/v1/presence/stream" {
+		g.resumes = append(g.resumes, r.Header.Get("Last-Event-ID"))
+	}
 	g.inFlight[r] = cancel
 	g.mu.Unlock()
 	defer func() {
@@ -94,6 +99,10 @@ func (g *apiGate) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		cancel()
 	}()
 	g.next.ServeHTTP(w, r)
+	if g.closed.Load() {
+		// Cut off: the connection drops without the body's proper end.
+		panic(http.ErrAbortHandler)
+	}
 }
 
 // close makes the API unreachable and ends what is open.
@@ -585,6 +594,13 @@ func TestAddinInBrowser(t *testing.T) {
 	gate.closed.Store(false)
 	paneWait(t, ctx, "recovered", `document.body.dataset.stream === "live" && document.getElementById("notice").hidden`, 45*time.Second)
 	t.Logf("the pane retried %d times while the API was down", gate.refused.Load())
+	// It resumed where the broken stream was, not from scratch.
+	gate.mu.Lock()
+	resumes := append([]string(nil), gate.resumes...)
+	gate.mu.Unlock()
+	if len(resumes) < 2 || resumes[len(resumes)-1] == "" {
+		t.Errorf("after the stream broke the pane reconnected without Last-Event-ID (stream requests' ids %q)", resumes)
+	}
 
 	// 6. Compose: recipients as they are typed (RecipientsChanged).
 	mu.Lock()

@@ -89,7 +89,10 @@ export async function stream(o: StreamOptions): Promise<void> {
   const minDelay = o.minDelay ?? 1000;
   const maxDelay = o.maxDelay ?? 30000;
   let delay = minDelay;
-  let lastID = "";
+  // The id of the last event seen, kept across connections: readEvents
+  // sets it as events arrive, so a connection that breaks (rather than
+  // ends) still resumes where it was.
+  const cursor = { lastID: "" };
   let refresh = false;
   while (!o.signal.aborted) {
     o.onState({ kind: "connecting" });
@@ -97,7 +100,7 @@ export async function stream(o: StreamOptions): Promise<void> {
       const headers: Record<string, string> = { Accept: "text/event-stream" };
       const tok = await o.token(refresh);
       if (tok) headers.Authorization = "Bearer " + tok;
-      if (lastID) headers["Last-Event-ID"] = lastID;
+      if (cursor.lastID) headers["Last-Event-ID"] = cursor.lastID;
       let r: Response;
       try {
         r = await fetch(url, { headers, signal: o.signal, cache: "no-store", credentials: "omit" });
@@ -113,7 +116,7 @@ export async function stream(o: StreamOptions): Promise<void> {
       refresh = false;
       delay = minDelay;
       o.onState({ kind: "live" });
-      lastID = await readEvents(r.body, o, lastID);
+      await readEvents(r.body, o, cursor);
       if (o.signal.aborted) return;
       throw new APIError("the connection to the presence gateway closed");
     } catch (e) {
@@ -139,8 +142,8 @@ export async function stream(o: StreamOptions): Promise<void> {
  */
 const silenceLimit = 45000;
 
-/** readEvents parses the SSE body until it ends; returns the last event id. */
-async function readEvents(body: ReadableStream<Uint8Array>, o: StreamOptions, lastID: string): Promise<string> {
+/** readEvents parses the SSE body until it ends, keeping the last event id in cursor. */
+async function readEvents(body: ReadableStream<Uint8Array>, o: StreamOptions, cursor: { lastID: string }): Promise<void> {
   const reader = body.getReader();
   const dec = new TextDecoder();
   let buf = "";
@@ -155,7 +158,7 @@ async function readEvents(body: ReadableStream<Uint8Array>, o: StreamOptions, la
       }, silenceLimit);
       const { value, done } = await reader.read();
       if (timedOut) throw new APIError("the presence gateway stopped answering");
-      if (done) return lastID;
+      if (done) return;
       buf += dec.decode(value, { stream: true }).replace(/\r\n?/g, "\n");
       let end: number;
       while ((end = buf.indexOf("\n\n")) >= 0) {
@@ -168,7 +171,7 @@ async function readEvents(body: ReadableStream<Uint8Array>, o: StreamOptions, la
           const i = line.indexOf(":");
           const field = i < 0 ? line : line.slice(0, i);
           const val = i < 0 ? "" : line.slice(i + 1).replace(/^ /, "");
-          if (field === "id") lastID = val;
+          if (field === "id") cursor.lastID = val;
           else if (field === "event") event = val;
           else if (field === "data") data += (data ? "\n" : "") + val;
         }
@@ -182,7 +185,7 @@ async function readEvents(body: ReadableStream<Uint8Array>, o: StreamOptions, la
       }
     }
   } catch (e) {
-    if (o.signal.aborted) return lastID;
+    if (o.signal.aborted) return;
     throw e instanceof APIError ? e : new APIError("the connection to the presence gateway broke");
   } finally {
     clearTimeout(silent);
