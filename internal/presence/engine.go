@@ -19,7 +19,8 @@ import (
 )
 
 // CalendarSource is what the engine needs of a calendar backend;
-// graph.Source implements it (and EWS and ICS sources will).
+// graph.Source, graph.EWS and ics.Source implement it, and cmd/presencegw
+// routes between them per mailbox (see RoutedSource).
 type CalendarSource interface {
 	// BatchSizes says how many mailboxes one Schedules and one
 	// AutoReplies call take.
