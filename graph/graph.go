@@ -1,5 +1,6 @@
-// Package graph holds the calendar sources: Microsoft Graph now, EWS for
-// on-premises Exchange and ICS feeds later. Only this package imports the
+// Package graph holds the Exchange calendar sources: Microsoft Graph for
+// Exchange Online and EWS for on-premises Exchange (iCalendar feeds are
+// package ics; cmd/presencegw routes each mailbox to one of them). Only this package imports the
 // Graph SDK (msgraph-sdk-go, which takes minutes to compile), so the rest
 // of the gateway and its tests never link it; they see rules.MailboxFacts.
 package graph
