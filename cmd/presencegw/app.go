@@ -7,8 +7,10 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"maps"
 	"net"
 	"net/http"
+	"slices"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -337,6 +339,12 @@ func (a *app) ready() error {
 	if a.calendar != nil {
 		if tracked, read := a.presence.CalendarRead(); tracked > 0 && read == 0 {
 			errs = append(errs, fmt.Errorf("calendar: none of %d mailboxes read yet (see the log and presencegw_calendar_polls_total)", tracked))
+		}
+	}
+	if rc, ok := a.calendar.(*routedCalendar); ok {
+		unread := rc.Unread()
+		for _, name := range slices.Sorted(maps.Keys(unread)) {
+			errs = append(errs, fmt.Errorf("calendar source %s: none of its %d mailboxes read yet (see the log and presencegw_calendar_source_calls_total)", name, unread[name]))
 		}
 	}
 	return errors.Join(errs...)

@@ -8,6 +8,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -86,8 +87,14 @@ type routedCalendar struct {
 	sources []presence.CalendarSource
 	log     *slog.Logger
 
+	// read marks the sources that have answered for at least one mailbox
+	// since start (readiness).
+	read []atomic.Bool
+
 	mu    sync.RWMutex
 	table map[string]decision
+	// counts is the mailboxes per source in table.
+	counts []int
 	// unmatched counts mailboxes whose attribute value no rule names, per
 	// value, for doctor.
 	unmatched map[string]int
@@ -118,6 +125,7 @@ func newRoutedCalendar(r config.Routing, sources []namedSource, log *slog.Logger
 	}
 	rc.names = append(rc.names, config.SourceNone)
 	rc.sources = append(rc.sources, noCalendar{})
+	rc.read = make([]atomic.Bool, len(rc.names))
 	return rc
 }
 
@@ -150,7 +158,7 @@ func (rc *routedCalendar) update(mailboxes []string, attrs map[string]string) {
 		counts[d.source]++
 	}
 	rc.mu.Lock()
-	rc.table, rc.unmatched = table, unmatched
+	rc.table, rc.unmatched, rc.counts = table, unmatched, counts
 	rc.mu.Unlock()
 	for i, n := range counts {
 		rc.routed.WithLabelValues(rc.names[i]).Set(float64(n))
@@ -241,6 +249,8 @@ func (rc *routedCalendar) each(ctx context.Context, kind string, mailboxes []str
 			for _, f := range facts {
 				if f.Err != nil {
 					rc.failures.WithLabelValues(rc.names[i], kind).Inc()
+				} else if kind == "schedules" {
+					rc.read[i].Store(true)
 				}
 			}
 			out = append(out, facts...)
@@ -274,6 +284,22 @@ func (rc *routedCalendar) RegisterMetrics(reg prometheus.Registerer) error {
 		}
 	}
 	return nil
+}
+
+// Unread says, for /readyz, which sources serve mailboxes but have read
+// none of their schedules since start (wrong credentials, no permission,
+// unreachable), with how many mailboxes they serve. With several sources
+// one that never answers must show, even while the others do.
+func (rc *routedCalendar) Unread() map[string]int {
+	rc.mu.RLock()
+	defer rc.mu.RUnlock()
+	out := map[string]int{}
+	for i, n := range rc.counts {
+		if n > 0 && rc.names[i] != config.SourceNone && !rc.read[i].Load() {
+			out[rc.names[i]] = n
+		}
+	}
+	return out
 }
 
 // routeSummary is what doctor prints: mailboxes per source and why.

@@ -226,6 +226,15 @@ calendar:
 	}
 	feedMu.Unlock()
 
+	if resp, err := http.Get("http://" + addr + "/readyz"); err != nil {
+		t.Error(err)
+	} else {
+		body, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusOK {
+			t.Errorf("readyz = %d %s, want ready: every source has read its people", resp.StatusCode, body)
+		}
+	}
 	resp, err := http.Get("http://" + addr + "/metrics")
 	if err == nil {
 		body, _ := io.ReadAll(resp.Body)

@@ -337,3 +337,28 @@ func heapNow() uint64 {
 	runtime.ReadMemStats(&m)
 	return m.HeapAlloc
 }
+
+// Readiness per source: one that serves mailboxes but has read none is
+// named, even while the others answer; none never is.
+func TestRoutedCalendarUnread(t *testing.T) {
+	rc, _, e := newTestRouter(t)
+	rc.update([]string{"a@example.com", "b@onprem.example.com", "c@onprem.example.com", "nocal@example.com"}, nil)
+	if got := fmt.Sprint(rc.Unread()); got != "map[ews:2 graph:1]" {
+		t.Errorf("before any poll: %s", got)
+	}
+	e.fail = true
+	rc.Schedules(t.Context(), []string{"a@example.com", "b@onprem.example.com", "nocal@example.com"}, time.Now(), time.Now().Add(time.Hour))
+	if got := fmt.Sprint(rc.Unread()); got != "map[ews:2]" {
+		t.Errorf("ews down: %s", got)
+	}
+	// A mailbox's own error is no read either.
+	e.fail = false
+	rc.Schedules(t.Context(), []string{"gone@onprem.example.com"}, time.Now(), time.Now().Add(time.Hour))
+	if got := fmt.Sprint(rc.Unread()); got != "map[ews:2]" {
+		t.Errorf("only a failing mailbox answered: %s", got)
+	}
+	rc.Schedules(t.Context(), []string{"b@onprem.example.com"}, time.Now(), time.Now().Add(time.Hour))
+	if got := len(rc.Unread()); got != 0 {
+		t.Errorf("after every source read: %v", rc.Unread())
+	}
+}
