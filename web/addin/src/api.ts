@@ -122,9 +122,10 @@ export async function stream(o: StreamOptions): Promise<void> {
     } catch (e) {
       if (o.signal.aborted) return;
       const err = e instanceof APIError ? e : new APIError(e instanceof Error ? e.message : String(e));
-      if (err.code === "no_naa" || err.status === 403) {
-        // Retrying cannot help: this host gives no tokens, or the gateway
-        // refuses this user (a scope not consented, not in the directory).
+      if (err.code === "no_naa" || err.status === 400 || err.status === 403 || err.status === 413) {
+        // Retrying cannot help: this host gives no tokens, the gateway
+        // refuses this user (a scope not consented, not in the directory)
+        // or this request (an address it does not take, too many).
         o.onState({ kind: "failed", error: err });
         return;
       }

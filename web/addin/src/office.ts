@@ -72,9 +72,24 @@ export interface Group {
   people: Person[];
 }
 
+/**
+ * What the gateway refuses in an address (ldapmap.NormalizeAddress):
+ * control characters, white space, "<", ">" and ",". It refuses a whole
+ * stream for one such address, so the pane must not ask for it.
+ */
+const badAddressChar = /[\x00-\x20\x7f\x85\xa0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000<>,]/;
+
+/** isAddress reports whether the gateway takes a as an e-mail address. */
+function isAddress(a: string): boolean {
+  const at = a.lastIndexOf("@");
+  return at > 0 && at < a.length - 1 && a.indexOf("@") === at && !badAddressChar.test(a) && new TextEncoder().encode(a).length <= 320;
+}
+
 function person(d: EmailAddressDetails | null | undefined): Person | null {
   const address = (d?.emailAddress ?? "").trim();
-  if (!address.includes("@")) return null; // an X.500 address, a group without SMTP
+  // An X.500 address, a group without SMTP, a quoted local part with an
+  // @ or a space: nothing the gateway can look up.
+  if (!isAddress(address)) return null;
   return { email: address.toLowerCase(), address, name: (d?.displayName ?? "").trim() || address };
 }
 

@@ -141,8 +141,14 @@ class Pane {
       case "failed":
         this.actions.pendingLabel = "Presence not available";
         this.render();
-        notice("error", s.error.status === 403 ? `The presence gateway refused access: ${s.error.message}.` : s.error.message, () =>
-          this.restart(),
+        notice(
+          "error",
+          s.error.status === 403
+            ? `The presence gateway refused access: ${s.error.message}.`
+            : s.error.status
+              ? `Presence is unavailable: ${s.error.message} (HTTP ${s.error.status}).`
+              : s.error.message,
+          () => this.restart(),
         );
         return;
       case "retrying": {
