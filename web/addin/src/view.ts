@@ -98,7 +98,9 @@ export function statusText(p: Presence | undefined): string {
 
 /** chatLink is the chat action's URL: the configured web chat or xmpp:. */
 export function chatLink(template: string, jid: string, email: string): string {
-  if (!template) return "xmpp:" + jid.replace(/[^A-Za-z0-9@._~!$&'()*+,;=:/-]/g, encodeURIComponent);
+  // The u flag: a character beyond U+FFFF is one match, not two halves
+  // that encodeURIComponent would throw on.
+  if (!template) return "xmpp:" + jid.replace(/[^A-Za-z0-9@._~!$&'()*+,;=:/-]/gu, encodeURIComponent);
   return template.replaceAll("{jid}", encodeURIComponent(jid)).replaceAll("{email}", encodeURIComponent(email));
 }
 
