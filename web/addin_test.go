@@ -27,8 +27,10 @@ import (
 // TestAddinBundleUpToDate checks that the committed build (addin/dist,
 // which the gateway embeds) was made from the sources as they are: every
 // source file's SHA-256 is the one the build recorded, and no source file
-// was added or removed since. After changing web/addin, run
-// `npm ci && npm run build` there and commit dist/ with the change.
+// was added or removed since; and that dist/ holds exactly what the build
+// wrote (no file edited by hand, left out of a commit or left over).
+// After changing web/addin, run `npm ci && npm run build` there and
+// commit dist/ with the change.
 func TestAddinBundleUpToDate(t *testing.T) {
 	const dir = "addin"
 	f, err := os.Open(filepath.Join(dir, "dist", "sources.sha256"))
@@ -46,11 +48,13 @@ func TestAddinBundleUpToDate(t *testing.T) {
 		recorded[name] = sum
 	}
 	var sources []string
-	for _, sub := range []string{"src", "static"} {
+	for _, sub := range []string{"src", "static", "dist"} {
 		err := filepath.WalkDir(filepath.Join(dir, sub), func(p string, d fs.DirEntry, err error) error {
 			if err == nil && !d.IsDir() {
 				rel, _ := filepath.Rel(dir, p)
-				sources = append(sources, filepath.ToSlash(rel))
+				if rel = filepath.ToSlash(rel); rel != "dist/sources.sha256" {
+					sources = append(sources, rel)
+				}
 			}
 			return err
 		})
@@ -67,6 +71,10 @@ func TestAddinBundleUpToDate(t *testing.T) {
 		}
 		sum := sha256.Sum256(data)
 		switch want, ok := recorded[name]; {
+		case strings.HasPrefix(name, "dist/") && !ok:
+			t.Errorf("web/addin/%s was not written by the last build%s", name, rebuild)
+		case strings.HasPrefix(name, "dist/") && want != hex.EncodeToString(sum[:]):
+			t.Errorf("web/addin/%s differs from what the last build wrote%s", name, rebuild)
 		case !ok:
 			t.Errorf("web/addin/%s is not in the last build%s", name, rebuild)
 		case want != hex.EncodeToString(sum[:]):
@@ -75,7 +83,11 @@ func TestAddinBundleUpToDate(t *testing.T) {
 		delete(recorded, name)
 	}
 	for name := range recorded {
-		t.Errorf("web/addin/%s was built but is gone%s", name, rebuild)
+		if strings.HasPrefix(name, "dist/") {
+			t.Errorf("web/addin/%s was built but is not committed%s", name, rebuild)
+		} else {
+			t.Errorf("web/addin/%s was built but is gone%s", name, rebuild)
+		}
 	}
 }
 
