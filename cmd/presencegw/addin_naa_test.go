@@ -180,8 +180,13 @@ func TestAddinSignsInWithNAA(t *testing.T) {
 		}
 	}
 	// Without a token the API refuses: the rows above came with it.
-	if resp, err := http.Get(base + "/api/v1/presence?email=carol@example.com"); err != nil || resp.StatusCode != http.StatusUnauthorized {
-		t.Fatalf("anonymous lookup: %v %v", resp.Status, err)
+	resp, err := http.Get(base + "/api/v1/presence?email=carol@example.com")
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusUnauthorized {
+		t.Fatalf("anonymous lookup: %s, want 401", resp.Status)
 	}
 
 	// A guest's token: 403 from the gateway, its reason on screen, no retries.
