@@ -352,6 +352,11 @@ type conn struct {
 	overlay    bool
 	// mech publishes overlays; nil when the server offers no way.
 	mech mechanism
+	// since: every host's module takes scheduled overlays
+	// (NSOverlaySince).
+	since bool
+	// listedNext are the scheduled overlays the module listed at connect.
+	listedNext map[string]scheduled
 }
 
 // setup reads the privilege advertisement and checks which hosts have
@@ -379,6 +384,16 @@ func (c *conn) setup(ctx context.Context) error {
 		overlay = overlay && ok
 	}
 	c.overlay = overlay
+	if overlay {
+		c.since = true
+		for h := range b.hosts {
+			ok, err := c.hasFeature(ctx, h, NSOverlaySince)
+			if err != nil {
+				return fmt.Errorf("disco#info %s: %w", h, err)
+			}
+			c.since = c.since && ok
+		}
+	}
 	mechName, instead := MechanismModule, ""
 	if overlay {
 		c.mech = moduleMechanism{c}
@@ -569,6 +584,10 @@ func (c *conn) handleMessage(rw xmlstream.TokenReadEncoder, start *xml.StartElem
 const (
 	// NSOverlay is the overlay module's protocol (docs/overlay-protocol.md).
 	NSOverlay = "urn:presencegw:overlay:0"
+	// NSOverlaySince is the disco feature of a module that takes
+	// scheduled overlays (the since attribute): an older module would
+	// apply them at once, so they are sent only where it is advertised.
+	NSOverlaySince = NSOverlay + "#since"
 	// NSPrivilege1 is XEP-0356 as ejabberd 23.01 speaks it; NSPrivilege2
 	// as Prosody's mod_privilege does.
 	NSPrivilege1 = "urn:xmpp:privilege:1"

@@ -29,7 +29,7 @@ func newMetrics() *metrics {
 		online: prometheus.NewGauge(prometheus.GaugeOpts{Name: "presencegw_xmpp_online_people",
 			Help: "People with at least one online resource."}),
 		requests: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "presencegw_xmpp_overlay_requests_total",
-			Help: "Overlay set/clear requests by result (ok, an XMPP error condition, failed)."},
+			Help: "Overlay requests (set, clear, and scheduled: schedule, cancel) by result (ok, an XMPP error condition, failed)."},
 			[]string{"request", "result"}),
 		queue: prometheus.NewGauge(prometheus.GaugeOpts{Name: "presencegw_xmpp_overlay_queue",
 			Help: "People whose overlay waits to be sent (one entry per person, latest state only)."}),

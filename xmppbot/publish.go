@@ -57,28 +57,61 @@ func wantFor(out rules.Output) (overlay, bool) {
 	return o, true
 }
 
+// scheduled is an overlay the server is to apply by itself at Since
+// (docs/overlay-protocol.md, "Scheduled overlays").
+type scheduled struct {
+	Since time.Time
+	O     overlay
+}
+
+func (s scheduled) equal(t scheduled) bool { return s.Since.Equal(t.Since) && s.O.equal(t.O) }
+
+// nextWant is the overlay to schedule for a person whose current wish is
+// (w, set): the next change the engine knows, if it is an overlay that
+// differs from the current one. A change to no overlay is not scheduled:
+// the current overlay's until ends it on the server, or the gateway
+// clears it when the time comes.
+func nextWant(at time.Time, out rules.Output, w overlay, set bool) (scheduled, bool) {
+	nw, ok := wantFor(out)
+	if !ok || set && nw.equal(w) || !nw.Until.IsZero() && !nw.Until.After(at) {
+		return scheduled{}, false
+	}
+	// The protocol carries milliseconds; so does the list after a reconnect.
+	return scheduled{Since: at.UTC().Truncate(time.Millisecond), O: nw}, true
+}
+
 // publisher keeps the server's overlays equal to what the calendars say:
 // a queue holding only each person's latest wish, drained at a bounded
-// rate while connected.
+// rate while connected. Where the server's module takes scheduled
+// overlays, each person's next calendar state is also sent ahead with the
+// time it starts, so a boundary shared by thousands needs no request at
+// that instant: only the server's own broadcast remains.
 type publisher struct {
 	bot     *Bot
 	store   Store
 	limiter *rate.Limiter
+	now     func() time.Time
 
 	mu       sync.Mutex
 	want     map[string]overlay // by bare JID; absent = none
 	have     map[string]overlay // what the server holds
-	queue    []string
-	queued   map[string]bool
-	inflight map[string]bool
-	unsaved  map[string]bool
-	conn     *conn
-	wake     chan struct{}
+	wantNext map[string]scheduled
+	haveNext map[string]scheduled // what the server holds scheduled
+	// schedules: the connection's module takes scheduled overlays, and
+	// expires overlays at their until by itself.
+	schedules bool
+	queue     []string
+	queued    map[string]bool
+	inflight  map[string]bool
+	unsaved   map[string]bool
+	conn      *conn
+	wake      chan struct{}
 }
 
 func newPublisher(b *Bot, st Store) (*publisher, error) {
 	p := &publisher{bot: b, store: st, limiter: rate.NewLimiter(rate.Limit(b.cfg.SendRate), b.cfg.Burst),
-		want: map[string]overlay{}, have: map[string]overlay{}, queued: map[string]bool{},
+		want: map[string]overlay{}, have: map[string]overlay{}, queued: map[string]bool{}, now: time.Now,
+		wantNext: map[string]scheduled{}, haveNext: map[string]scheduled{},
 		inflight: map[string]bool{}, unsaved: map[string]bool{}, wake: make(chan struct{}, 1)}
 	if st == nil {
 		return p, nil
@@ -122,7 +155,10 @@ func (p *publisher) follow(ctx context.Context, changes <-chan presence.Change) 
 }
 
 // resyncInterval is how often every tracked person's state is re-read.
-var resyncInterval = 30 * time.Second
+// It is also how late a calendar change that leaves the current state
+// alone (a meeting added, moved or cancelled ahead) reaches the scheduled
+// overlay: the engine emits no change for it.
+var resyncInterval = 5 * time.Second
 
 // resync wishes every tracked person's current state; unchanged wishes
 // cost nothing (enqueue skips what the server already holds).
@@ -134,7 +170,14 @@ func (p *publisher) resync() {
 	}
 }
 
-// wish records what a mailbox's owner should show and queues it.
+// nexter is the engine's foresight (presence.Engine.Next): an engine
+// without it gets no scheduled overlays.
+type nexter interface {
+	Next(id string) (at time.Time, out rules.Output, ok bool)
+}
+
+// wish records what a mailbox's owner should show, now and at the next
+// change the engine knows, and queues it.
 func (p *publisher) wish(mailbox string, out rules.Output) {
 	j, ok := p.bot.dir.JIDOf(mailbox)
 	if !ok {
@@ -142,23 +185,98 @@ func (p *publisher) wish(mailbox string, out rules.Output) {
 	}
 	j = strings.ToLower(j)
 	w, set := wantFor(out)
-	p.bot.log.Debug("xmpp: calendar state", "jid", j, "overlay", set, "show", w.Show, "status", w.Status)
+	var next scheduled
+	var nset bool
+	if n, ok := p.bot.engine.(nexter); ok {
+		if at, nout, ok := n.Next(mailbox); ok {
+			next, nset = nextWant(at, nout, w, set)
+		}
+	}
+	p.bot.log.Debug("xmpp: calendar state", "jid", j, "overlay", set, "show", w.Show, "status", w.Status, "next", next.Since)
 	p.mu.Lock()
 	if set {
 		p.want[j] = w
 	} else {
 		delete(p.want, j)
 	}
+	if nset {
+		p.wantNext[j] = next
+	} else {
+		delete(p.wantNext, j)
+	}
 	p.enqueue(j)
 	p.mu.Unlock()
+}
+
+// held is what the server holds for j now: its overlay, after what the
+// module did by itself since it answered (a scheduled overlay promoted at
+// its since, an overlay dropped at its until). The caller holds p.mu.
+func (p *publisher) held(j string, now time.Time) (overlay, bool) {
+	if !p.schedules {
+		h, ok := p.have[j]
+		return h, ok
+	}
+	if n, ok := p.haveNext[j]; ok && !n.Since.After(now) {
+		p.have[j] = n.O
+		delete(p.haveNext, j)
+		p.unsaved[j] = true
+	}
+	h, ok := p.have[j]
+	if ok && !h.Until.IsZero() && !h.Until.After(now) {
+		delete(p.have, j)
+		p.unsaved[j] = true
+		return overlay{}, false
+	}
+	return h, ok
+}
+
+// request is one overlay request: j's overlay set (set) or cleared, or
+// with next its scheduled overlay set or cancelled.
+type request struct {
+	j         string
+	next, set bool
+	o         overlay
+	since     time.Time
+}
+
+func (r request) kind() string {
+	switch {
+	case r.next && r.set:
+		return "schedule"
+	case r.next:
+		return "cancel"
+	case r.set:
+		return "set"
+	}
+	return "clear"
+}
+
+// due is the request that brings the server closer to the wish for j,
+// if any: first the current overlay, then the scheduled one. The caller
+// holds p.mu.
+func (p *publisher) due(j string) (request, bool) {
+	now := p.now()
+	w, set := p.want[j]
+	h, had := p.held(j, now)
+	if set != had || set && !w.equal(h) {
+		return request{j: j, set: set, o: w}, true
+	}
+	if !p.schedules {
+		return request{}, false
+	}
+	nw, nset := p.wantNext[j]
+	nset = nset && nw.Since.After(now) // too late: the current wish covers it
+	nh, nhad := p.haveNext[j]
+	if nset != nhad || nset && !nw.equal(nh) {
+		return request{j: j, next: true, set: nset, o: nw.O, since: nw.Since}, true
+	}
+	return request{}, false
 }
 
 // enqueue queues j once if the server's state differs from the wish.
 // The caller holds p.mu.
 func (p *publisher) enqueue(j string) {
-	w, wok := p.want[j]
-	h, hok := p.have[j]
-	if wok == hok && (!wok || w.equal(h)) || p.queued[j] {
+	if _, ok := p.due(j); !ok || p.queued[j] {
 		return
 	}
 	p.queued[j] = true
@@ -168,6 +286,12 @@ func (p *publisher) enqueue(j string) {
 	case p.wake <- struct{}{}:
 	default:
 	}
+}
+
+// scheduler is a mechanism that also takes scheduled overlays.
+type scheduler interface {
+	// schedule sets (set true) or cancels a person's scheduled overlay.
+	schedule(ctx context.Context, bareJID string, o overlay, since time.Time, set bool) error
 }
 
 // mechanism is how overlays reach contacts on a connection: the server
@@ -191,10 +315,17 @@ func (m moduleMechanism) apply(ctx context.Context, bareJID string, o overlay, s
 	return m.c.setOverlay(ctx, bareJID, o, set)
 }
 
+func (m moduleMechanism) schedule(ctx context.Context, bareJID string, o overlay, since time.Time, set bool) error {
+	return m.c.scheduleOverlay(ctx, bareJID, o, since, set)
+}
+
+// list also keeps the scheduled overlays the server listed in
+// c.listedNext, for the publisher's reconcile.
 func (m moduleMechanism) list(ctx context.Context) (map[string]overlay, bool) {
-	listed := map[string]overlay{}
+	listed, next := map[string]overlay{}, map[string]scheduled{}
+	m.c.listedNext = nil
 	for _, h := range m.c.bot.cfg.Hosts {
-		l, err := m.c.listOverlays(ctx, h)
+		l, n, err := m.c.listOverlays(ctx, h)
 		if err != nil {
 			m.c.bot.log.Warn("xmpp: listing overlays failed; re-sending every overlay", "host", h, "err", err)
 			return nil, false
@@ -202,7 +333,11 @@ func (m moduleMechanism) list(ctx context.Context) (map[string]overlay, bool) {
 		for k, v := range l {
 			listed[k] = v
 		}
+		for k, v := range n {
+			next[k] = v
+		}
 	}
+	m.c.listedNext = next
 	return listed, true
 }
 
@@ -213,7 +348,15 @@ func (p *publisher) connected(c *conn) {
 		return
 	}
 	listed, complete := c.mech.list(context.Background())
+	_, isModule := c.mech.(moduleMechanism)
 	p.mu.Lock()
+	p.schedules = isModule && c.since
+	// Unknown when the list fails: a scheduled set replaces whatever is
+	// pending, and a person with nothing wanted ahead is not asked.
+	p.haveNext = c.listedNext
+	if p.haveNext == nil {
+		p.haveNext = map[string]scheduled{}
+	}
 	if complete {
 		for k := range p.have {
 			if _, ok := listed[k]; !ok {
@@ -233,13 +376,22 @@ func (p *publisher) connected(c *conn) {
 			}
 		}
 	}
-	keys := make([]string, 0, len(p.want)+len(p.have))
-	for k := range p.want {
-		keys = append(keys, k)
+	seen := map[string]bool{}
+	var keys []string
+	for _, m := range []map[string]overlay{p.want, p.have} {
+		for k := range m {
+			if !seen[k] {
+				seen[k] = true
+				keys = append(keys, k)
+			}
+		}
 	}
-	for k := range p.have {
-		if _, ok := p.want[k]; !ok {
-			keys = append(keys, k)
+	for _, m := range []map[string]scheduled{p.wantNext, p.haveNext} {
+		for k := range m {
+			if !seen[k] {
+				seen[k] = true
+				keys = append(keys, k)
+			}
 		}
 	}
 	sort.Strings(keys)
@@ -302,9 +454,8 @@ func (p *publisher) send(c *conn) {
 			return
 		}
 		p.mu.Lock()
-		w, set := p.want[j]
-		h, had := p.have[j]
-		if set == had && (!set || w.equal(h)) {
+		r, ok := p.due(j)
+		if !ok {
 			p.mu.Unlock()
 			<-slots
 			continue
@@ -313,8 +464,13 @@ func (p *publisher) send(c *conn) {
 		p.mu.Unlock()
 		go func() {
 			defer func() { <-slots }()
-			err := c.mech.apply(ctx, j, w, set)
-			p.done(j, w, set, err)
+			var err error
+			if s, ok := c.mech.(scheduler); r.next && ok {
+				err = s.schedule(ctx, j, r.o, r.since, r.set)
+			} else {
+				err = c.mech.apply(ctx, j, r.o, r.set)
+			}
+			p.done(r, err)
 		}()
 	}
 }
@@ -329,33 +485,36 @@ func (p *publisher) requeue(j string) {
 // done records a request's outcome. On success the server holds what was
 // sent; a refusal (item-not-found, forbidden) is logged and not retried
 // until the wish changes; a lost connection retries on the next one.
-func (p *publisher) done(j string, w overlay, set bool, err error) {
-	kind := "clear"
-	if set {
-		kind = "set"
-	}
+func (p *publisher) done(r request, err error) {
+	j, kind := r.j, r.kind()
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	delete(p.inflight, j)
+	// record takes the request as what the server holds.
+	record := func() {
+		switch {
+		case r.next && r.set:
+			p.haveNext[j] = scheduled{Since: r.since, O: r.o}
+		case r.next:
+			delete(p.haveNext, j)
+		case r.set:
+			p.have[j] = r.o
+			p.unsaved[j] = true
+		default:
+			delete(p.have, j)
+			p.unsaved[j] = true
+		}
+	}
 	var se stanza.Error
 	switch {
 	case err == nil:
-		p.bot.log.Debug("xmpp: overlay published", "jid", j, "request", kind, "show", w.Show, "status", w.Status)
+		p.bot.log.Debug("xmpp: overlay published", "jid", j, "request", kind, "show", r.o.Show, "status", r.o.Status, "since", r.since)
 		p.bot.met.requests.WithLabelValues(kind, "ok").Inc()
-		if set {
-			p.have[j] = w
-		} else {
-			delete(p.have, j)
-		}
-		p.unsaved[j] = true
+		record()
 	case errors.As(err, &se):
 		p.bot.met.requests.WithLabelValues(kind, string(se.Condition)).Inc()
 		p.bot.log.Warn("xmpp: overlay refused", "jid", j, "request", kind, "condition", string(se.Condition), "text", se.Error())
-		if set {
-			p.have[j] = w // not retried until the wish changes
-		} else {
-			delete(p.have, j)
-		}
+		record() // not retried until the wish changes
 		return
 	default:
 		p.bot.met.requests.WithLabelValues(kind, "failed").Inc()
@@ -403,49 +562,86 @@ func (c *conn) setOverlay(ctx context.Context, bareJID string, o overlay, set bo
 	if err != nil {
 		return stanza.Error{Type: stanza.Modify, Condition: stanza.JIDMalformed, Text: map[string]string{"": err.Error()}}
 	}
-	attrs := []xml.Attr{{Name: xml.Name{Local: "jid"}, Value: bareJID}}
-	name := "clear"
-	var inner xml.TokenReader
+	payload := xmlstream.Wrap(nil, xml.StartElement{Name: xml.Name{Space: NSOverlay, Local: "clear"},
+		Attr: []xml.Attr{{Name: xml.Name{Local: "jid"}, Value: bareJID}}})
 	if set {
-		name = "overlay"
-		attrs = append(attrs, xml.Attr{Name: xml.Name{Local: "show"}, Value: o.Show})
-		if !o.Until.IsZero() {
-			attrs = append(attrs, xml.Attr{Name: xml.Name{Local: "until"}, Value: o.Until.UTC().Format(time.RFC3339)})
-		}
-		if o.Status != "" {
-			inner = xmlstream.Wrap(xmlstream.Token(xml.CharData(o.Status)), xml.StartElement{Name: xml.Name{Local: "status"}})
-		}
+		payload = overlayPayload(bareJID, o, time.Time{})
 	}
-	payload := xmlstream.Wrap(inner, xml.StartElement{Name: xml.Name{Space: NSOverlay, Local: name}, Attr: attrs})
 	return c.iq(ctx, stanza.IQ{To: j.Domain(), Type: stanza.SetIQ}, payload, nil)
 }
 
-// listOverlays asks a host which overlays this component owns there.
-func (c *conn) listOverlays(ctx context.Context, host string) (map[string]overlay, error) {
+// overlayPayload is an <overlay/> request, scheduled when since is set.
+func overlayPayload(bareJID string, o overlay, since time.Time) xml.TokenReader {
+	attrs := []xml.Attr{{Name: xml.Name{Local: "jid"}, Value: bareJID}, {Name: xml.Name{Local: "show"}, Value: o.Show}}
+	if !o.Until.IsZero() {
+		attrs = append(attrs, xml.Attr{Name: xml.Name{Local: "until"}, Value: o.Until.UTC().Format(time.RFC3339)})
+	}
+	if !since.IsZero() {
+		attrs = append(attrs, xml.Attr{Name: xml.Name{Local: "since"}, Value: since.UTC().Format(sinceFormat)})
+	}
+	var inner xml.TokenReader
+	if o.Status != "" {
+		inner = xmlstream.Wrap(xmlstream.Token(xml.CharData(o.Status)), xml.StartElement{Name: xml.Name{Local: "status"}})
+	}
+	return xmlstream.Wrap(inner, xml.StartElement{Name: xml.Name{Space: NSOverlay, Local: "overlay"}, Attr: attrs})
+}
+
+// scheduleOverlay sends a scheduled overlay (set) or cancels the pending
+// one (docs/overlay-protocol.md, "Scheduled overlays").
+func (c *conn) scheduleOverlay(ctx context.Context, bareJID string, o overlay, since time.Time, set bool) error {
+	j, err := jid.Parse(bareJID)
+	if err != nil {
+		return stanza.Error{Type: stanza.Modify, Condition: stanza.JIDMalformed, Text: map[string]string{"": err.Error()}}
+	}
+	var payload xml.TokenReader
+	if set {
+		payload = overlayPayload(bareJID, o, since)
+	} else {
+		payload = xmlstream.Wrap(nil, xml.StartElement{Name: xml.Name{Space: NSOverlay, Local: "clear"},
+			Attr: []xml.Attr{{Name: xml.Name{Local: "jid"}, Value: bareJID}, {Name: xml.Name{Local: "scheduled"}, Value: "true"}}})
+	}
+	return c.iq(ctx, stanza.IQ{To: j.Domain(), Type: stanza.SetIQ}, payload, nil)
+}
+
+// sinceFormat is XEP-0082 with milliseconds when not a whole second.
+const sinceFormat = "2006-01-02T15:04:05.999Z07:00"
+
+// listOverlays asks a host which overlays this component owns there, and
+// which it holds scheduled (those with since).
+func (c *conn) listOverlays(ctx context.Context, host string) (map[string]overlay, map[string]scheduled, error) {
 	to, err := jid.Parse(host)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	var reply struct {
 		Overlays []struct {
 			JID    string `xml:"jid,attr"`
 			Show   string `xml:"show,attr"`
 			Until  string `xml:"until,attr"`
+			Since  string `xml:"since,attr"`
 			Status string `xml:"status"`
 		} `xml:"overlays>overlay"`
 	}
 	err = c.iq(ctx, stanza.IQ{To: to, Type: stanza.GetIQ},
 		xmlstream.Wrap(nil, xml.StartElement{Name: xml.Name{Space: NSOverlay, Local: "overlays"}}), &reply)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	out := make(map[string]overlay, len(reply.Overlays))
+	next := map[string]scheduled{}
 	for _, o := range reply.Overlays {
 		ov := overlay{Show: o.Show, Status: o.Status}
 		if o.Until != "" {
 			ov.Until, _ = time.Parse(time.RFC3339, o.Until)
 		}
+		if o.Since != "" {
+			since, err := time.Parse(time.RFC3339, o.Since)
+			if err == nil {
+				next[strings.ToLower(o.JID)] = scheduled{Since: since, O: ov}
+			}
+			continue
+		}
 		out[strings.ToLower(o.JID)] = ov
 	}
-	return out, nil
+	return out, next, nil
 }

@@ -21,14 +21,22 @@ local core_post_stanza = prosody.core_post_stanza;
 
 local components = module:get_option_set("presencegw_components", {});
 local grace_period = module:get_option_number("presencegw_grace_period", 120);
+-- Scheduled overlays (the since attribute). Off, the module behaves as one
+-- from before them: no #since feature, since ignored (an overlay applies at
+-- once). For tests of gateways facing such a module.
+local scheduled_on = module:get_option_boolean("presencegw_scheduled", true);
 
 -- bare JID -> { show, status, expires (Unix time of `until`, or nil), owner, timer }.
 -- Shared so that a module reload keeps them; a restart loses them, and the
 -- gateway sets them again after every (re)connect.
 local overlays = module:shared("overlays");
+-- bare JID -> { show, status, expires, since (Unix time), owner, timer }:
+-- the one scheduled overlay per person, promoted by a timer at `since`.
+local pending = module:shared("pending");
 local grace_timers = {}; -- component host -> pending withdrawal timer
 
 module:add_feature(NS);
+if scheduled_on then module:add_feature(NS .. "#since"); end -- scheduled overlays
 module:log("info", "presence overlay for %s, grace period %gs", tostring(components), grace_period);
 
 local function subscribed(roster, contact)
@@ -120,12 +128,55 @@ local function remove(user)
 	rebroadcast(user);
 end
 
--- Expiry makes a gateway that dies mid-meeting leave nothing stale.
+local promote;
+
+-- Expiry makes a gateway that dies mid-meeting leave nothing stale. A
+-- scheduled overlay due when this one ends (back-to-back meetings) takes
+-- over at once, so contacts do not see the person's own presence flash
+-- between the two.
 local function arm(user, ov)
 	if not ov.expires then return; end
 	ov.timer = module:add_timer(math.max(ov.expires - now(), 0), function()
-		if overlays[user] == ov then remove(user); end
+		if overlays[user] ~= ov then return; end
+		local p = pending[user];
+		if p and p.since <= ov.expires and p.since - now() < 1 then
+			promote(user, p);
+		else
+			remove(user);
+		end
 	end);
+end
+
+-- Make ov the person's overlay now (replacing any) and re-broadcast; an
+-- overlay whose until has passed clears instead.
+local function activate(user, ov)
+	if ov.expires and ov.expires <= now() then
+		remove(user);
+		return;
+	end
+	if overlays[user] and overlays[user].timer then overlays[user].timer:stop(); end
+	overlays[user] = ov;
+	arm(user, ov);
+	rebroadcast(user);
+end
+
+local function cancel_pending(user)
+	local p = pending[user];
+	if not p then return; end
+	if p.timer then p.timer:stop(); end
+	pending[user] = nil;
+end
+
+-- At `since` a scheduled overlay becomes exactly what a set at that moment
+-- would have made.
+function promote(user, p)
+	if pending[user] ~= p then return; end
+	cancel_pending(user);
+	activate(user, { show = p.show, status = p.status, owner = p.owner, expires = p.expires });
+end
+
+local function arm_pending(user, p)
+	p.timer = module:add_timer(math.max(p.since - now(), 0), function() promote(user, p); end);
 end
 
 -- XEP-0082 date-time to Unix time, or nil. Not util.datetime.parse: it
@@ -151,17 +202,32 @@ local function parse_datetime(s)
 	return days * 86400 + h * 3600 + mi * 60 + sec + (tonumber("0" .. frac) or 0) - offset;
 end
 
+-- Unix time to XEP-0082, with milliseconds when not a whole second.
+local function format_datetime(t)
+	local whole = math.floor(t);
+	local ms = math.floor((t - whole) * 1000 + 0.5);
+	if ms == 0 then return os.date("!%Y-%m-%dT%H:%M:%SZ", whole); end
+	if ms == 1000 then return os.date("!%Y-%m-%dT%H:%M:%SZ", whole + 1); end
+	return os.date("!%Y-%m-%dT%H:%M:%S", whole) .. string.format(".%03dZ", ms);
+end
+
+local function list_item(reply, user, ov)
+	reply:tag("overlay", { jid = user, show = ov.show,
+		["until"] = ov.expires and format_datetime(ov.expires) or nil,
+		since = ov.since and format_datetime(ov.since) or nil });
+	if ov.status then reply:text_tag("status", ov.status); end
+	reply:up();
+end
+
 local function handle_request(origin, stanza, req)
 	local kind = stanza.attr.type .. " " .. req.name;
 	if kind == "get overlays" then
 		local reply = st.reply(stanza):tag("overlays", { xmlns = NS });
 		for user, ov in pairs(overlays) do
-			if ov.owner == origin.host then
-				reply:tag("overlay", { jid = user, show = ov.show,
-					["until"] = ov.expires and os.date("!%Y-%m-%dT%H:%M:%SZ", math.floor(ov.expires)) or nil });
-				if ov.status then reply:text_tag("status", ov.status); end
-				reply:up();
-			end
+			if ov.owner == origin.host then list_item(reply, user, ov); end
+		end
+		for user, p in pairs(pending) do
+			if p.owner == origin.host then list_item(reply, user, p); end
 		end
 		return reply;
 	elseif kind ~= "set overlay" and kind ~= "set clear" then
@@ -185,18 +251,38 @@ local function handle_request(origin, stanza, req)
 		if until_s and not ov.expires then
 			return st.error_reply(stanza, "modify", "bad-request", "until must be a XEP-0082 date-time");
 		end
+		local since_s = scheduled_on and req.attr.since or nil;
+		if since_s then
+			ov.since = parse_datetime(since_s);
+			if not ov.since then
+				return st.error_reply(stanza, "modify", "bad-request", "since must be a XEP-0082 date-time");
+			end
+			if ov.expires and ov.expires <= ov.since then
+				return st.error_reply(stanza, "modify", "bad-request", "until must be after since");
+			end
+			if ov.since <= now() then ov.since = nil; end -- due: a plain set
+		end
 	end
+	local scheduled = req.name == "clear" and req.attr.scheduled;
+	if scheduled and scheduled ~= "true" and scheduled ~= "1" and scheduled ~= "false" and scheduled ~= "0" then
+		return st.error_reply(stanza, "modify", "bad-request", "scheduled must be a boolean");
+	end
+	scheduled = scheduled == "true" or scheduled == "1";
 	-- An existing overlay of a deleted account can still be cleared. A
 	-- person with a session exists: the account lookup reads storage.
-	if not (req.name == "clear" and overlays[user]) and not bare_sessions[user] and not user_exists(node, host) then
+	local held = scheduled and pending[user] or not scheduled and overlays[user];
+	if not (req.name == "clear" and held) and not bare_sessions[user] and not user_exists(node, host) then
 		return st.error_reply(stanza, "cancel", "item-not-found");
 	end
-	if ov and (not ov.expires or ov.expires > now()) then
-		if overlays[user] and overlays[user].timer then overlays[user].timer:stop(); end
-		overlays[user] = ov;
-		arm(user, ov);
-		rebroadcast(user);
-	else -- a clear, or an until already past
+	if ov and ov.since then -- a scheduled overlay: replaces the pending one
+		cancel_pending(user);
+		pending[user] = ov;
+		arm_pending(user, ov);
+	elseif ov then -- a set (or an until already past: a clear)
+		activate(user, ov);
+	elseif scheduled then
+		cancel_pending(user);
+	else
 		remove(user);
 	end
 	return st.reply(stanza);
@@ -227,6 +313,9 @@ local function disconnected(comp)
 		for user, ov in pairs(overlays) do
 			if ov.owner == comp then remove(user); end
 		end
+		for user, p in pairs(pending) do
+			if p.owner == comp then cancel_pending(user); end
+		end
 	end);
 end
 
@@ -251,8 +340,10 @@ module:hook_global("host-activated", watch);
 
 -- After a reload: re-arm the expiry timers (the old ones died with the old
 -- instance) and the grace period for owners that are not connected.
-for user, ov in pairs(overlays) do
-	arm(user, ov);
+local function rearm(ov, fn)
+	fn();
 	local comp = hosts[ov.owner] and hosts[ov.owner].modules.component;
 	if not (comp and comp.connected) and not grace_timers[ov.owner] then disconnected(ov.owner); end
 end
+for user, ov in pairs(overlays) do rearm(ov, function() arm(user, ov); end); end
+for user, p in pairs(pending) do rearm(p, function() arm_pending(user, p); end); end

@@ -271,6 +271,9 @@ VirtualHost %s
 		if p.opts.GracePeriod > 0 {
 			fmt.Fprintf(&b, "\tpresencegw_grace_period = %s\n", strconv.FormatFloat(p.opts.GracePeriod.Seconds(), 'f', -1, 64))
 		}
+		if p.opts.WithoutScheduled {
+			b.WriteString("\tpresencegw_scheduled = false\n")
+		}
 	}
 	fmt.Fprintf(&b, `
 Component %s

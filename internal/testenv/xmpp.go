@@ -46,6 +46,11 @@ type XMPPOptions struct {
 	// NoModule starts the server without the overlay module, as a site
 	// that cannot load it would run.
 	NoModule bool
+	// WithoutScheduled starts the overlay module as one from before
+	// scheduled overlays: it does not advertise urn:presencegw:overlay:0#since
+	// and applies an overlay with since at once (Prosody
+	// presencegw_scheduled = false, ejabberd scheduled: false).
+	WithoutScheduled bool
 	// GracePeriod is the module's grace period after the component
 	// disconnects (default 120 s, the module's own default).
 	GracePeriod time.Duration
