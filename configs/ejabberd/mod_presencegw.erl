@@ -12,8 +12,12 @@
 %%%           (default none: nobody).
 %%%   grace_period: how long a component may stay disconnected before its
 %%%           overlays are withdrawn (default 120 seconds).
+%%%   scheduled: take scheduled overlays (the `since` attribute, disco
+%%%           feature urn:presencegw:overlay:0#since; default true). false
+%%%           behaves as a module from before them: `since` is ignored.
 %%%
-%%% State lives in a mnesia ram_copies table (presencegw_overlay), local to
+%%% State lives in mnesia ram_copies tables (presencegw_overlay, and
+%%% presencegw_pending for the one scheduled overlay per person), local to
 %%% this node; an ejabberd restart loses it, as the protocol says.
 -module(mod_presencegw).
 -behaviour(gen_mod).
@@ -35,6 +39,8 @@
 
 -define(NS, <<"urn:presencegw:overlay:0">>).
 -define(TAB, presencegw_overlay).
+-define(PTAB, presencegw_pending).
+-define(NS_SINCE, <<"urn:presencegw:overlay:0#since">>).
 -define(MAX_STATUS, 1024).
 %% erlang:send_after/3 takes at most 2^32-1 ms; a far `until` is
 %% re-armed in steps of a day.
@@ -47,6 +53,16 @@
          show :: dnd | away | xa,
          status = <<>> :: binary(),
          until :: undefined | integer(),   % ms since the epoch
+         timer :: undefined | reference()}).
+
+%% A scheduled overlay: promoted to a presencegw_overlay at `since`.
+-record(presencegw_pending,
+        {us :: {binary(), binary()},
+         owner :: binary(),
+         show :: dnd | away | xa,
+         status = <<>> :: binary(),
+         until :: undefined | integer(),
+         since :: integer(),               % ms since the epoch
          timer :: undefined | reference()}).
 
 -record(state, {host :: binary(),
@@ -62,16 +78,17 @@ stop(Host) ->
     gen_mod:stop_child(?MODULE, Host).
 
 reload(_Host, _NewOpts, _OldOpts) ->
-    ok.   % access and grace_period are read when used
+    ok.   % access, grace_period and scheduled are read when used
 
 depends(_Host, _Opts) ->
     [{mod_roster, soft}].
 
 mod_opt_type(access) -> econf:acl();
-mod_opt_type(grace_period) -> econf:timeout(second).
+mod_opt_type(grace_period) -> econf:timeout(second);
+mod_opt_type(scheduled) -> econf:bool().
 
 mod_options(_Host) ->
-    [{access, none}, {grace_period, timer:seconds(120)}].
+    [{access, none}, {grace_period, timer:seconds(120)}, {scheduled, true}].
 
 mod_doc() ->
     #{desc => ["Presence overlay for a calendar gateway component "
@@ -80,7 +97,9 @@ mod_doc() ->
                           desc => "Components allowed to set overlays."}},
                {grace_period, #{value => "timeout()",
                                 desc => "Component absence before its "
-                                        "overlays are withdrawn."}}]}.
+                                        "overlays are withdrawn."}},
+               {scheduled, #{value => "true | false",
+                             desc => "Take scheduled overlays (since)."}}]}.
 
 %%%===================================================================
 %%% gen_server: one per virtual host; it serialises every change of that
@@ -92,6 +111,10 @@ init([Host, _Opts]) ->
                            [{ram_copies, [node()]},
                             {attributes,
                              record_info(fields, presencegw_overlay)}]),
+    ejabberd_mnesia:create(?MODULE, ?PTAB,
+                           [{ram_copies, [node()]},
+                            {attributes,
+                             record_info(fields, presencegw_pending)}]),
     %% Global hooks: ejabberd_hooks:add ignores a duplicate, so every
     %% host adding them is harmless; they are removed with the last host.
     ejabberd_hooks:add(filter_packet, ?MODULE, filter_packet, 50),
@@ -110,25 +133,27 @@ init([Host, _Opts]) ->
     {ok, #state{host = Host}}.
 
 handle_call({set, US, Owner, Show, Status, Until}, _From, State) ->
-    cancel_row_timer(US),
-    Timer = case Until of
-                undefined -> undefined;
-                _ -> arm_expiry(US, Until)
-            end,
-    mnesia:dirty_write(#presencegw_overlay{us = US, owner = Owner,
-                                           show = Show, status = Status,
-                                           until = Until, timer = Timer}),
-    rebroadcast(US),
+    set(US, Owner, Show, Status, Until),
     {reply, ok, State};
 handle_call({clear, US}, _From, State) ->
     clear(US),
+    {reply, ok, State};
+handle_call({schedule, US, Owner, Show, Status, Until, Since}, _From, State) ->
+    cancel_pending(US),
+    mnesia:dirty_write(#presencegw_pending{us = US, owner = Owner,
+                                           show = Show, status = Status,
+                                           until = Until, since = Since,
+                                           timer = arm_since(US, Since)}),
+    {reply, ok, State};
+handle_call({cancel, US}, _From, State) ->
+    cancel_pending(US),
     {reply, ok, State};
 handle_call(_Request, _From, State) ->
     {reply, {error, badarg}, State}.
 
 handle_cast({component_down, Comp}, #state{host = Host} = State) ->
     State1 = cancel_grace(Comp, State),
-    case owned(Host, Comp) of
+    case owned(Host, Comp) ++ owned_pending(Host, Comp) of
         [] ->
             {noreply, State1};
         _ ->
@@ -152,10 +177,33 @@ handle_info({timeout, Timer, {expire, US}}, State) ->
                 _ ->
                     ?DEBUG("mod_presencegw: overlay of ~ts@~ts expired",
                            [element(1, US), element(2, US)]),
-                    clear(US)
+                    %% A scheduled overlay due now (back-to-back meetings)
+                    %% takes over without the person's own presence
+                    %% flashing in between.
+                    case mnesia:dirty_read(?PTAB, US) of
+                        [#presencegw_pending{since = Since} = P]
+                          when Since =< Until ->
+                            promote(US, P);
+                        _ ->
+                            clear(US)
+                    end
             end;
         _ ->
             ok   % replaced or cleared meanwhile
+    end,
+    {noreply, State};
+handle_info({timeout, Timer, {promote, US}}, State) ->
+    case mnesia:dirty_read(?PTAB, US) of
+        [#presencegw_pending{timer = Timer, since = Since} = P] ->
+            case Since - now_ms() of
+                Left when Left > 0 ->   % a far `since`, re-armed daily
+                    mnesia:dirty_write(P#presencegw_pending{
+                                         timer = arm_since(US, Since)});
+                _ ->
+                    promote(US, P)
+            end;
+        _ ->
+            ok   % replaced or cancelled meanwhile
     end,
     {noreply, State};
 handle_info({timeout, TRef, {grace_expired, Comp}},
@@ -173,7 +221,10 @@ handle_info({timeout, TRef, {grace_expired, Comp}},
                               "overlay(s) on ~ts", [Comp, length(Owned), Host]),
                     lists:foreach(fun(#presencegw_overlay{us = US}) ->
                                           clear(US)
-                                  end, Owned)
+                                  end, Owned),
+                    lists:foreach(fun(#presencegw_pending{us = US}) ->
+                                          cancel_pending(US)
+                                  end, owned_pending(Host, Comp))
             end,
             {noreply, State1};
         _ ->
@@ -211,7 +262,16 @@ terminate(_Reason, #state{host = Host}) ->
                           end, Rows);
         _ ->
             ok   % mnesia already gone (the node is stopping)
-    end.
+    end,
+    case catch mnesia:dirty_match_object(
+                 #presencegw_pending{us = {'_', Host}, _ = '_'}) of
+        Pending when is_list(Pending) ->
+            [catch mnesia:dirty_delete(?PTAB, US)
+             || #presencegw_pending{us = US} <- Pending];
+        _ ->
+            ok
+    end,
+    ok.
 
 code_change(_OldVsn, State, _Extra) ->
     {ok, State}.
@@ -248,6 +308,18 @@ request(Host, Owner, #iq{type = set, lang = Lang,
                 false -> undefined;
                 {value, U} -> parse_until(U, Lang)
             end,
+    Since = case fxml:get_tag_attr(<<"since">>, El) of
+                {value, Si} ->
+                    case gen_mod:get_module_opt(Host, ?MODULE, scheduled) of
+                        true -> parse_time(<<"since">>, Si, Lang);
+                        false -> undefined   % as a module without it
+                    end;
+                false -> undefined
+            end,
+    case Since /= undefined andalso Until /= undefined andalso Until =< Since of
+        true -> bad_request(<<"Bad 'until': not after 'since'">>, Lang);
+        false -> ok
+    end,
     Status = case fxml:get_subtag(El, <<"status">>) of
                  false -> <<>>;
                  S -> fxml:get_tag_cdata(S)
@@ -259,26 +331,36 @@ request(Host, Owner, #iq{type = set, lang = Lang,
             ok
     end,
     user_must_exist(US, Lang),
-    Req = case Until of
-              undefined -> {set, US, Owner, Show, Status, Until};
-              _ ->
-                  case Until =< now_ms() of
-                      true -> {clear, US};   % already passed: a clear
-                      false -> {set, US, Owner, Show, Status, Until}
-                  end
+    Now = now_ms(),
+    Req = if Since /= undefined, Since > Now ->
+                  {schedule, US, Owner, Show, Status, Until, Since};
+             Until == undefined ->
+                  {set, US, Owner, Show, Status, Until};
+             Until =< Now ->
+                  {clear, US};   % already passed: a clear
+             true ->
+                  {set, US, Owner, Show, Status, Until}
           end,
     ok = gen_server:call(proc(Host), Req, ?CALL_TIMEOUT),
     xmpp:make_iq_result(IQ);
 request(Host, _Owner, #iq{type = set, lang = Lang,
                           sub_els = [#xmlel{name = <<"clear">>} = El]} = IQ) ->
     US = person(Host, El, Lang),
+    Req = case fxml:get_tag_attr_s(<<"scheduled">>, El) of
+              B when B == <<"true">>; B == <<"1">> -> {cancel, US};
+              B when B == <<"false">>; B == <<"0">>; B == <<>> -> {clear, US};
+              _ -> bad_request(<<"Bad 'scheduled': want a boolean">>, Lang)
+          end,
     user_must_exist(US, Lang),
-    ok = gen_server:call(proc(Host), {clear, US}, ?CALL_TIMEOUT),
+    ok = gen_server:call(proc(Host), Req, ?CALL_TIMEOUT),
     xmpp:make_iq_result(IQ);
 request(Host, Owner, #iq{type = get,
                          sub_els = [#xmlel{name = <<"overlays">>}]} = IQ) ->
     Items = lists:map(fun encode_overlay/1,
-                      lists:keysort(#presencegw_overlay.us, owned(Host, Owner))),
+                      lists:keysort(#presencegw_overlay.us, owned(Host, Owner)))
+        ++ lists:map(fun encode_pending/1,
+                     lists:keysort(#presencegw_pending.us,
+                                   owned_pending(Host, Owner))),
     xmpp:make_iq_result(IQ, #xmlel{name = <<"overlays">>,
                                    attrs = [{<<"xmlns">>, ?NS}],
                                    children = Items});
@@ -311,10 +393,14 @@ user_must_exist({U, S}, Lang) ->
     end.
 
 parse_until(Bin, Lang) ->
+    parse_time(<<"until">>, Bin, Lang).
+
+parse_time(Name, Bin, Lang) ->
     try xmpp_util:decode_timestamp(Bin) of
         {Mega, Sec, Micro} -> (Mega * 1000000 + Sec) * 1000 + Micro div 1000
     catch _:_ ->
-        bad_request(<<"Bad 'until': want an XEP-0082 date-time">>, Lang)
+        bad_request(<<"Bad '", Name/binary, "': want an XEP-0082 date-time">>,
+                    Lang)
     end.
 
 bad_request(Txt, Lang) ->
@@ -332,6 +418,13 @@ encode_overlay(#presencegw_overlay{us = {U, S}, show = Show,
            children = [#xmlel{name = <<"status">>, attrs = [],
                               children = [{xmlcdata, Status}]}
                        || Status /= <<>>]}.
+
+encode_pending(#presencegw_pending{us = US, show = Show, status = Status,
+                                   until = Until, since = Since}) ->
+    #xmlel{attrs = Attrs} = El =
+        encode_overlay(#presencegw_overlay{us = US, show = Show,
+                                           status = Status, until = Until}),
+    El#xmlel{attrs = Attrs ++ [{<<"since">>, format_time(Since)}]}.
 
 format_time(Ms) when Ms rem 1000 == 0 ->
     list_to_binary(calendar:system_time_to_rfc3339(
@@ -459,6 +552,37 @@ c2s_handle_info(State, ?MODULE) ->
 c2s_handle_info(State, _Info) ->
     State.
 
+%% Make the person's overlay this one now (replacing any) and re-broadcast.
+set(US, Owner, Show, Status, Until) ->
+    cancel_row_timer(US),
+    Timer = case Until of
+                undefined -> undefined;
+                _ -> arm_expiry(US, Until)
+            end,
+    mnesia:dirty_write(#presencegw_overlay{us = US, owner = Owner,
+                                           show = Show, status = Status,
+                                           until = Until, timer = Timer}),
+    rebroadcast(US).
+
+%% At `since` a scheduled overlay becomes exactly what a set at that
+%% moment would have made (an `until` passed meanwhile: a clear).
+promote(US, #presencegw_pending{owner = Owner, show = Show, status = Status,
+                                until = Until}) ->
+    cancel_pending(US),
+    case Until /= undefined andalso Until =< now_ms() of
+        true -> clear(US);
+        false -> set(US, Owner, Show, Status, Until)
+    end.
+
+cancel_pending(US) ->
+    case mnesia:dirty_read(?PTAB, US) of
+        [#presencegw_pending{timer = TRef}] ->
+            is_reference(TRef) andalso erlang:cancel_timer(TRef),
+            mnesia:dirty_delete(?PTAB, US);
+        [] ->
+            ok
+    end.
+
 clear(US) ->
     case mnesia:dirty_read(?TAB, US) of
         [] ->
@@ -474,12 +598,15 @@ clear(US) ->
 %%%===================================================================
 disco_features({error, _} = Acc, _From, _To, _Node, _Lang) ->
     Acc;
-disco_features(Acc, _From, _To, <<"">>, _Lang) ->
+disco_features(Acc, _From, #jid{lserver = Host}, <<"">>, _Lang) ->
     Fs = case Acc of
              {result, Features} -> Features;
              empty -> []
          end,
-    {result, [?NS | Fs]};
+    case gen_mod:get_module_opt(Host, ?MODULE, scheduled) of
+        true -> {result, [?NS, ?NS_SINCE | Fs]};
+        false -> {result, [?NS | Fs]}
+    end;
 disco_features(Acc, _From, _To, _Node, _Lang) ->
     Acc.
 
@@ -493,6 +620,7 @@ component_disconnected(Comp, _Reason) ->
 remove_user(User, Server) ->
     US = {jid:nodeprep(User), jid:nameprep(Server)},
     catch gen_server:call(proc(element(2, US)), {clear, US}, ?CALL_TIMEOUT),
+    catch gen_server:call(proc(element(2, US)), {cancel, US}, ?CALL_TIMEOUT),
     ok.
 
 %%%===================================================================
@@ -513,11 +641,19 @@ owned(Host, Comp) ->
     mnesia:dirty_match_object(#presencegw_overlay{us = {'_', Host},
                                                   owner = Comp, _ = '_'}).
 
+owned_pending(Host, Comp) ->
+    mnesia:dirty_match_object(#presencegw_pending{us = {'_', Host},
+                                                  owner = Comp, _ = '_'}).
+
 %% The row keeps the timer's reference: a timer that fires for a row
 %% replaced meanwhile finds another reference and does nothing.
 arm_expiry(US, Until) ->
     Ms = max(0, min(Until - now_ms(), ?MAX_TIMER)),
     erlang:start_timer(Ms, self(), {expire, US}).
+
+arm_since(US, Since) ->
+    Ms = max(0, min(Since - now_ms(), ?MAX_TIMER)),
+    erlang:start_timer(Ms, self(), {promote, US}).
 
 cancel_row_timer(US) ->
     case mnesia:dirty_read(?TAB, US) of

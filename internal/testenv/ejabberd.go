@@ -267,6 +267,9 @@ func (e *ejabberd) writeConfig() error {
 		default:
 			grace = fmt.Sprintf(`, grace_period: "%d ms"`, g.Milliseconds())
 		}
+		if e.opts.WithoutScheduled {
+			grace += ", scheduled: false"
+		}
 		module = "  mod_presencegw: {access: calendar_privileged" + grace + "}\n"
 	}
 	cfg := fmt.Sprintf(`# written by internal/testenv (StartEjabberd)
