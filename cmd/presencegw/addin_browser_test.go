@@ -599,7 +599,9 @@ func TestAddinInBrowser(t *testing.T) {
 
 	// 5. The gateway goes away: a clear message, retries, and recovery.
 	eval[bool](t, ctx, `__fakeOffice.setItem(`+string(b)+`), true`)
-	paneWait(t, ctx, "mail B again", `document.body.dataset.stream === "live" && document.querySelectorAll("li.person").length === 3`, 30*time.Second)
+	// Every row answered: the stream has event ids to resume from.
+	paneWait(t, ctx, "mail B again", `document.body.dataset.stream === "live" && document.querySelectorAll("li.person").length === 3 &&
+		!document.querySelector('li.person[data-state="pending"]')`, 30*time.Second)
 	gate.close()
 	paneWait(t, ctx, "unreachable message", `!document.getElementById("notice").hidden &&
 		document.getElementById("notice").textContent.includes("Presence is unavailable: cannot reach the presence gateway") &&
