@@ -69,6 +69,12 @@ type Config struct {
 	// must not flood the server.
 	SendRate float64
 	Burst    int
+	// NoScheduled sends each calendar state only when it starts, even to
+	// a module that takes scheduled overlays (normally each person's next
+	// state goes ahead with its start time, so a boundary shared by
+	// thousands costs no requests at that instant). For a server whose
+	// clock cannot be trusted, and to measure the difference.
+	NoScheduled bool
 	// ReconnectMax caps the reconnect backoff (default 1 min).
 	ReconnectMax time.Duration
 	// Grace is how long live presence learnt before a disconnect is still

@@ -350,7 +350,7 @@ func (p *publisher) connected(c *conn) {
 	listed, complete := c.mech.list(context.Background())
 	_, isModule := c.mech.(moduleMechanism)
 	p.mu.Lock()
-	p.schedules = isModule && c.since
+	p.schedules = isModule && c.since && !p.bot.cfg.NoScheduled
 	// Unknown when the list fails: a scheduled set replaces whatever is
 	// pending, and a person with nothing wanted ahead is not asked.
 	p.haveNext = c.listedNext
