@@ -80,7 +80,7 @@ graph:
 			var body string
 			for deadline := time.Now().Add(20 * time.Second); time.Now().Before(deadline); time.Sleep(50 * time.Millisecond) {
 				code, body = readyz()
-				if code == http.StatusOK || strings.Contains(body, "calendar:") && strings.Contains(logs.String(), "calendar poll failed") {
+				if code == http.StatusOK || strings.Contains(body, "calendar source") && strings.Contains(logs.String(), "calendar poll failed") {
 					break
 				}
 			}
@@ -90,7 +90,7 @@ graph:
 				}
 				return
 			}
-			if code != http.StatusServiceUnavailable || !strings.Contains(body, "calendar: none of 1 mailboxes read yet") {
+			if code != http.StatusServiceUnavailable || !strings.Contains(body, "calendar source graph: none of its 1 mailboxes read yet") {
 				t.Fatalf("/readyz = %d %s, want 503 naming the calendar\n%s", code, body, logs.String())
 			}
 		})
