@@ -32,7 +32,11 @@ import (
 // (all, or every N/C-th) have a meeting starting at the same instant T
 // and the component sends overlays at rate R per second
 // (PRESENCEGW_BENCH_XMPP_RUNS, a list of C@R or none, default bpDefaultRuns;
-// 200/s is the component's default rate). Measured: from T, when each
+// 200/s is the component's default rate). The component sends each
+// meeting ahead as a scheduled overlay (since = T) where the module takes
+// them, so T is set far enough ahead for that (C/R × 1.2 + 10 s); a run
+// written C@R:now sends at T only (xmppbot.Config.NoScheduled), as before
+// scheduled overlays, with T 3 s ahead. Measured: from T, when each
 // observer has received the overlaid dnd presence of each changing
 // contact (p50, p99, max, count), and the server's CPU time meanwhile.
 // For comparison all N users then broadcast the same dnd presence
@@ -43,7 +47,7 @@ const (
 	bpRing             = 2  // contacts u(i±1) … u(i±bpRing)
 	bpLoginConcurrency = 32 // logins in flight
 	bpDefaultUsers     = 10000
-	bpDefaultRuns      = "all@200,all@1000,all@2000,1000@200,1000@1000,1000@2000"
+	bpDefaultRuns      = "all@200,all@200:now,all@1000,1000@200"
 	bpBusyPrefix       = "In a meeting until "
 )
 
@@ -61,8 +65,12 @@ func BenchmarkBoundaryPresence(b *testing.B) {
 		if f == "none" {
 			break
 		}
-		c, r, _ := strings.Cut(strings.TrimSpace(f), "@")
+		f = strings.TrimSpace(f)
 		spec := bpSpec{changing: users}
+		if g, ok := strings.CutSuffix(f, ":now"); ok {
+			f, spec.now = g, true
+		}
+		c, r, _ := strings.Cut(f, "@")
 		var err1, err2 error
 		if c != "all" {
 			spec.changing, err1 = strconv.Atoi(c)
@@ -142,6 +150,7 @@ func bpOpenFileLimit(pid int) int {
 type bpSpec struct {
 	changing int
 	rate     float64
+	now      bool // NoScheduled: every overlay sent at T
 }
 
 // bpCalendar gives the same events to the mailboxes in who (all if nil).
@@ -365,6 +374,7 @@ type bpResult struct {
 	cpu               bpCPU         // during T → last
 	requests, dropped float64
 	withdraw          time.Duration // after the component left: all back to available
+	ahead             float64       // scheduled overlays accepted before T
 }
 
 func bpRun(b *testing.B, start func(testing.TB, testenv.XMPPOptions) *testenv.XMPPServer, n int, runs []bpSpec) {
@@ -423,7 +433,7 @@ func bpRun(b *testing.B, start func(testing.TB, testenv.XMPPOptions) *testenv.XM
 
 	var results []bpResult
 	for _, spec := range runs {
-		b.Run(fmt.Sprintf("%d@%g", spec.changing, spec.rate), func(b *testing.B) {
+		b.Run(spec.name(), func(b *testing.B) {
 			var r bpResult
 			for range b.N {
 				r = w.boundary(b, spec)
@@ -441,6 +451,14 @@ func bpRun(b *testing.B, start func(testing.TB, testenv.XMPPOptions) *testenv.XM
 		results = append(results, r)
 	})
 	w.summary(b, results, login, settled)
+}
+
+func (s bpSpec) name() string {
+	n := fmt.Sprintf("%d@%g", s.changing, s.rate)
+	if s.now {
+		n += ":now"
+	}
+	return n
 }
 
 // refresh makes the engine read the calendar now.
@@ -537,10 +555,10 @@ func (w *bpWorld) dial(ctx context.Context, i int) error {
 // until it is connected and has learnt everyone's presence. Each run's
 // component has a store of its own, so what an earlier run left
 // unfinished is not sent again. Its warnings go to the benchmark's log.
-func (w *bpWorld) startBot(b *testing.B, rate float64) (*prometheus.Registry, func()) {
+func (w *bpWorld) startBot(b *testing.B, rate float64, noScheduled bool) (*prometheus.Registry, func()) {
 	cfg := xmppbot.Config{
 		Server: w.srv.ComponentAddr, JID: w.srv.ComponentJID, Secret: []byte(w.srv.ComponentSecret),
-		Hosts: []string{w.srv.Domain}, SendRate: rate,
+		Hosts: []string{w.srv.Domain}, SendRate: rate, NoScheduled: noScheduled,
 		Logger: slog.New(slog.NewTextHandler(bpLogWriter{b}, &slog.HandlerOptions{Level: slog.LevelWarn})),
 	}
 	if w.srv.Kind == "ejabberd" {
@@ -681,7 +699,7 @@ func (w *bpWorld) cpuNow(b *testing.B) bpCPU {
 // spec.rate, then lets the server withdraw the overlays (the component
 // leaves; the grace period is 1 s) so the next run starts clean.
 func (w *bpWorld) boundary(b *testing.B, spec bpSpec) bpResult {
-	reg, stop := w.startBot(b, spec.rate)
+	reg, stop := w.startBot(b, spec.rate, spec.now)
 	stopped := false
 	defer func() {
 		if !stopped {
@@ -694,36 +712,49 @@ func (w *bpWorld) boundary(b *testing.B, spec bpSpec) bpResult {
 		who[bpUser(i)+"@example.com"] = true
 	}
 	expected := len(who) * 2 * bpRing
-	t0 := nextBoundary(3 * time.Second)
+	lead := 3 * time.Second
+	if !spec.now {
+		// Time to send every scheduled overlay at the rate, after the
+		// publisher's next re-read (every 5 s) notices the meetings.
+		lead = time.Duration(float64(len(who))/spec.rate*1.2*float64(time.Second)) + 10*time.Second
+	}
+	t0 := nextBoundary(lead)
 	w.cal.set([]rules.Event{{Start: t0, End: t0.Add(time.Hour), ShowAs: rules.ShowBusy}}, who)
 	w.refresh(b)
 	if time.Until(t0) < 200*time.Millisecond {
 		b.Fatalf("the calendar refresh ended %v before the boundary: too late to measure", time.Until(t0))
 	}
-	w.obs.arm(phaseDND, expected)
-	dropped0 := bpGauge(w.engReg, "presencegw_presence_changes_dropped_total")
-	time.Sleep(time.Until(t0) - 20*time.Millisecond)
-	cpu0 := w.cpuNow(b)
-	// When the component has all its requests answered.
+	// When the component has all its requests answered (sets at T, or
+	// scheduled ones ahead).
+	sets := func() float64 {
+		return bpGauge(reg, "presencegw_xmpp_overlay_requests_total", "request", "set") +
+			bpGauge(reg, "presencegw_xmpp_overlay_requests_total", "request", "schedule")
+	}
 	sentc := make(chan time.Time, 1)
 	ctx, cancel := context.WithCancel(context.Background())
 	go func() {
-		for ctx.Err() == nil && bpGauge(reg, "presencegw_xmpp_overlay_requests_total", "request", "set") < float64(len(who)) {
+		for ctx.Err() == nil && sets() < float64(len(who)) {
 			time.Sleep(20 * time.Millisecond)
 		}
 		sentc <- time.Now()
 	}()
+	time.Sleep(time.Until(t0) - 2*time.Second)
+	w.obs.arm(phaseDND, expected)
+	dropped0 := bpGauge(w.engReg, "presencegw_presence_changes_dropped_total")
+	time.Sleep(time.Until(t0) - 20*time.Millisecond)
+	cpu0 := w.cpuNow(b)
+	scheduledAhead := bpGauge(reg, "presencegw_xmpp_overlay_requests_total", "request", "schedule")
 	// Generous: the send time at rate, and a server handling only 100
 	// overlays per second; a lost change ends the wait after bpStall.
 	timeout := t0.Add(time.Duration(float64(len(who))/spec.rate*1.5*float64(time.Second)) + time.Duration(len(who))*10*time.Millisecond + time.Minute)
 	last, complete := w.obs.wait(timeout)
 	cpu := w.cpuNow(b).sub(cpu0)
 	cancel()
-	r := bpResult{name: fmt.Sprintf("%d@%g", spec.changing, spec.rate), changing: len(who), rate: spec.rate,
+	r := bpResult{name: spec.name(), changing: len(who), rate: spec.rate, ahead: scheduledAhead,
 		lat: w.obs.latencies(t0), expected: expected, sent: (<-sentc).Sub(t0),
 		dnd: w.obs.dnd.Load(), bad: w.obs.badStatus.Load(), last: last.Sub(t0),
 		cpu:      cpu,
-		requests: bpGauge(reg, "presencegw_xmpp_overlay_requests_total", "request", "set"),
+		requests: sets(),
 		dropped:  bpGauge(w.engReg, "presencegw_presence_changes_dropped_total") - dropped0}
 	if !complete {
 		b.Errorf("%s: only %d of %d contact presences were overlaid within %v (overlay sets sent: %v, engine changes dropped: %v)",
@@ -748,7 +779,7 @@ func (w *bpWorld) boundary(b *testing.B, spec bpSpec) bpResult {
 // sends the same dnd presence itself (the component connected, as in
 // the runs above, and the module loaded but holding no overlay).
 func (w *bpWorld) selfBroadcast(b *testing.B) bpResult {
-	reg, stop := w.startBot(b, 0)
+	reg, stop := w.startBot(b, 0, true)
 	defer stop()
 	_ = reg
 	t0 := nextBoundary(2 * time.Second)
@@ -824,8 +855,10 @@ func (w *bpWorld) summary(b *testing.B, results []bpResult, login, settled time.
 	for _, r := range results {
 		name := r.name
 		switch {
-		case r.rate == 200:
+		case r.rate == 200 && !strings.HasSuffix(name, ":now"):
 			name += " (default)"
+		case r.rate == 200:
+			name += " (default, old)"
 		case r.rate == 0:
 			name = fmt.Sprintf("%d users' own dnd", r.changing)
 		}
@@ -835,10 +868,14 @@ func (w *bpWorld) summary(b *testing.B, results []bpResult, login, settled time.
 		if r.dropped > 0 || r.bad > 0 {
 			fmt.Fprintf(&t, "    %s: engine changes dropped %v, dnd without the calendar text %d\n", r.name, r.dropped, r.bad)
 		}
+		if r.ahead > 0 {
+			fmt.Fprintf(&t, "    %s: %v scheduled overlays accepted before T\n", r.name, r.ahead)
+		}
 	}
 	t.WriteString(`p50, p99, max: from T until a contact received the dnd presence, over the seen ones (4 per changing user);
-sets: overlay requests the component sent; sent: T until the last was answered (for the users' own dnd: until the
-last was written); srv cpu: the server process's CPU time from T to the last presence
+sets: overlay requests the component sent (sets and scheduled sets); sent: T until the last was answered, negative
+when all were answered before T (scheduled ahead); for the users' own dnd: until the last was written; C@R:now: no
+scheduled overlays (every set at T, as before them); srv cpu: the server process's CPU time from T to the last presence
 (srv%: of that wall time); µs/pres: server CPU per contact-visible dnd presence delivered; gw cpu: this process
 (component, engine and all the clients); others: CPU other processes on the machine used meanwhile; withdraw:
 after the component left, until every contact saw the person's own presence again (module grace period 1 s).
