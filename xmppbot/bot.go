@@ -432,7 +432,7 @@ func (c *conn) setup(ctx context.Context) error {
 	b.mu.Unlock()
 	b.met.setPrivileges(privs, overlay)
 	b.met.setMechanism(mechName)
-	b.log.Info("xmpp component connected", "server", b.cfg.Server, "jid", b.jid.String(), "privileges", privs, "overlay_module", overlay, "mechanism", mechName)
+	b.log.Info("xmpp component connected", "server", b.cfg.Server, "jid", b.jid.String(), "privileges", privs, "overlay_module", overlay, "scheduled_overlays", c.since && !b.cfg.NoScheduled, "mechanism", mechName)
 	for _, o := range off {
 		b.log.Warn("xmpp feature off", "reason", o)
 	}
