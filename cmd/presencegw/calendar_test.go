@@ -29,30 +29,7 @@ func TestServeWithGraph(t *testing.T) {
 		{Start: start, End: start.Add(30 * time.Minute), Status: "busy"}}})
 	fake.SetMailbox("bob@example.com", graphtest.Mailbox{AutoReply: &graphtest.AutoReply{Message: "<p>Back on Monday.</p>"}})
 
-	dir := t.TempDir()
-	os.WriteFile(filepath.Join(dir, "people.csv"), []byte("mail,jid\nalice@example.com,alice@chat\nbob@example.com,bob@chat\n"), 0o600)
-	os.WriteFile(filepath.Join(dir, "graph.secret"), []byte(fake.ClientSecret), 0o600)
-	os.WriteFile(filepath.Join(dir, "fake-ca.pem"), pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: fake.Certificate().Raw}), 0o600)
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	addr := ln.Addr().String()
-	ln.Close()
-	cfg := filepath.Join(dir, "config.yaml")
-	os.WriteFile(cfg, []byte(fmt.Sprintf(`listen: %s
-store: state.db
-files:
-  - name: people
-    path: people.csv
-graph:
-  tenant_id: %s
-  client_id: %s
-  client_secret_file: graph.secret
-  base_url: %s
-  authority_host: %s
-  ca_file: fake-ca.pem
-`, addr, fake.TenantID, fake.ClientID, fake.BaseURL(), fake.AuthorityHost())), 0o600)
+	cfg, addr := graphConfig(t, fake, "mail,jid\nalice@example.com,alice@chat\nbob@example.com,bob@chat\n")
 
 	ctx, cancel := context.WithCancel(context.Background())
 	var logs testenv.Buffer
@@ -107,4 +84,40 @@ graph:
 	if code := <-done; code != 0 {
 		t.Errorf("serve exited %d:\n%s", code, l)
 	}
+}
+
+// graphConfig writes a serve configuration for a people file (CSV) and the
+// fake Graph, on a free loopback port: the config's path and the address.
+func graphConfig(t *testing.T, fake *graphtest.Server, people string) (cfg, addr string) {
+	t.Helper()
+	dir := t.TempDir()
+	write := func(name string, data []byte) {
+		if err := os.WriteFile(filepath.Join(dir, name), data, 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	write("people.csv", []byte(people))
+	write("graph.secret", []byte(fake.ClientSecret))
+	write("fake-ca.pem", pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: fake.Certificate().Raw}))
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr = ln.Addr().String()
+	ln.Close()
+	cfg = filepath.Join(dir, "config.yaml")
+	write("config.yaml", []byte(fmt.Sprintf(`listen: %s
+store: state.db
+files:
+  - name: people
+    path: people.csv
+graph:
+  tenant_id: %s
+  client_id: %s
+  client_secret_file: graph.secret
+  base_url: %s
+  authority_host: %s
+  ca_file: fake-ca.pem
+`, addr, fake.TenantID, fake.ClientID, fake.BaseURL(), fake.AuthorityHost())))
+	return cfg, addr
 }

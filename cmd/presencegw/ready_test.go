@@ -2,10 +2,7 @@ package main
 
 import (
 	"context"
-	"encoding/pem"
-	"fmt"
 	"io"
-	"net"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -22,40 +19,22 @@ import (
 // right secret it becomes ready once the first mailboxes are read.
 func TestReadyNeedsACalendarRead(t *testing.T) {
 	for _, tt := range []struct {
-		name   string
-		secret func(*graphtest.Server) string
-		ready  bool
+		name        string
+		wrongSecret bool
+		ready       bool
 	}{
-		{"wrong secret", func(*graphtest.Server) string { return "not-the-secret" }, false},
-		{"right secret", func(f *graphtest.Server) string { return f.ClientSecret }, true},
+		{"wrong secret", true, false},
+		{"right secret", false, true},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
 			fake := graphtest.New(t)
 			fake.SetMailbox("alice@example.com", graphtest.Mailbox{TimeZone: "UTC"})
-			dir := t.TempDir()
-			os.WriteFile(filepath.Join(dir, "people.csv"), []byte("mail,jid\nalice@example.com,alice@chat\n"), 0o600)
-			os.WriteFile(filepath.Join(dir, "graph.secret"), []byte(tt.secret(fake)), 0o600)
-			os.WriteFile(filepath.Join(dir, "fake-ca.pem"), pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: fake.Certificate().Raw}), 0o600)
-			ln, err := net.Listen("tcp", "127.0.0.1:0")
-			if err != nil {
-				t.Fatal(err)
+			cfg, addr := graphConfig(t, fake, "mail,jid\nalice@example.com,alice@chat\n")
+			if tt.wrongSecret {
+				if err := os.WriteFile(filepath.Join(filepath.Dir(cfg), "graph.secret"), []byte("not-the-secret"), 0o600); err != nil {
+					t.Fatal(err)
+				}
 			}
-			addr := ln.Addr().String()
-			ln.Close()
-			cfg := filepath.Join(dir, "config.yaml")
-			os.WriteFile(cfg, []byte(fmt.Sprintf(`listen: %s
-store: state.db
-files:
-  - name: people
-    path: people.csv
-graph:
-  tenant_id: %s
-  client_id: %s
-  client_secret_file: graph.secret
-  base_url: %s
-  authority_host: %s
-  ca_file: fake-ca.pem
-`, addr, fake.TenantID, fake.ClientID, fake.BaseURL(), fake.AuthorityHost())), 0o600)
 
 			ctx, cancel := context.WithCancel(context.Background())
 			var logs testenv.Buffer
