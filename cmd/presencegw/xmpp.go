@@ -53,7 +53,8 @@ func xmppConfig(x *config.XMPP, log *slog.Logger) (xmppbot.Config, error) {
 	return xmppbot.Config{Server: x.Server, JID: x.JID, Secret: []byte(secret), Hosts: slices.Clone(x.Hosts),
 		SendRate: x.SendRate, Burst: x.Burst, ReconnectMax: x.ReconnectMax.D(), Grace: x.Grace.D(),
 		Admins: slices.Clone(x.Admins), Visibility: vis, SessionsAPI: x.SessionsAPI,
-		ClientServer: x.ClientServer, ClientTLS: clientTLS, ShadowContacts: x.ShadowContacts, Logger: log}, nil
+		ClientServer: x.ClientServer, ClientTLS: clientTLS, ShadowContacts: x.ShadowContacts,
+		NoScheduled: x.ScheduledOverlays != nil && !*x.ScheduledOverlays, Logger: log}, nil
 }
 
 // xmppClientTLS is the calendar sessions' STARTTLS configuration: nil

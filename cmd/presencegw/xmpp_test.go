@@ -553,3 +553,26 @@ func TestBotAdapters(t *testing.T) {
 		t.Errorf("summary of a failure = %q", got)
 	}
 }
+
+// scheduled_overlays: absent or true schedules ahead, false does not.
+func TestXMPPConfigScheduled(t *testing.T) {
+	t.Setenv("PRESENCEGW_TEST_XMPP_SECRET", "s3cret")
+	no, yes := false, true
+	for _, tt := range []struct {
+		name        string
+		set         *bool
+		noScheduled bool
+	}{{"absent", nil, false}, {"true", &yes, false}, {"false", &no, true}} {
+		t.Run(tt.name, func(t *testing.T) {
+			x := &config.XMPP{Server: "127.0.0.1:5347", JID: "calendar.example.com", SecretEnv: "PRESENCEGW_TEST_XMPP_SECRET",
+				Visibility: "status", ScheduledOverlays: tt.set}
+			c, err := xmppConfig(x, slog.New(slog.NewTextHandler(io.Discard, nil)))
+			if err != nil {
+				t.Fatal(err)
+			}
+			if c.NoScheduled != tt.noScheduled {
+				t.Errorf("NoScheduled = %v, want %v", c.NoScheduled, tt.noScheduled)
+			}
+		})
+	}
+}

@@ -64,6 +64,12 @@ type XMPP struct {
 	// ejabberd calendar session is available. Off by default: it changes
 	// people's rosters. Turned off again, the items are removed.
 	ShadowContacts bool `yaml:"shadow_contacts"`
+	// ScheduledOverlays (default true) sends each person's next calendar
+	// state ahead, with its start time, to a module that takes scheduled
+	// overlays, so a boundary shared by thousands costs the server only
+	// its own broadcast at that instant. false sends each state when it
+	// starts: for a chat server whose clock cannot be trusted.
+	ScheduledOverlays *bool `yaml:"scheduled_overlays"`
 }
 
 func (c *Config) applyXMPPDefaults() {

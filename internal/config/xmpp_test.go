@@ -62,6 +62,7 @@ func TestXMPPEverySetting(t *testing.T) {
 		"  client_ca_file: "+ca,
 		"  client_tls_name: chat.example.com",
 		"  shadow_contacts: true",
+		"  scheduled_overlays: false",
 	))
 	if err != nil {
 		t.Fatal(err)
@@ -70,7 +71,7 @@ func TestXMPPEverySetting(t *testing.T) {
 		Hosts: []string{"chat.example.com", "lab.example.com"}, Admins: []string{"it-ops@chat.example.com", "Ann@lab.example.com"},
 		SendRate: 12.5, Burst: 5, ReconnectMax: Duration(30 * time.Second), Grace: Duration(5 * time.Minute), Visibility: "calendar",
 		SessionsAPI: "http://127.0.0.1:5280/api", ClientServer: "127.0.0.1:5223", ClientCAFile: ca,
-		ClientTLSName: "chat.example.com", ShadowContacts: true}
+		ClientTLSName: "chat.example.com", ShadowContacts: true, ScheduledOverlays: new(bool)}
 	if !reflect.DeepEqual(c.XMPP, want) {
 		t.Errorf("xmpp = %+v\nwant %+v", c.XMPP, want)
 	}
@@ -291,6 +292,11 @@ func TestXMPPProblems(t *testing.T) {
 				`F:6: xmpp.client_ca_file: stat /nonexistent/ca.pem: no such file or directory`,
 				`F:7: xmpp.client_tls_name: "a..b" is not a domain: empty label`,
 			},
+		},
+		{
+			name: "scheduled_overlays not a boolean",
+			src:  with("  scheduled_overlays: later"),
+			want: []string{"F:5: cannot unmarshal !!str `later` into bool"},
 		},
 		{
 			name: "shadow_contacts not a boolean",
