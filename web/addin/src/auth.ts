@@ -46,6 +46,10 @@ export class Auth {
     const msal = await import("@azure/msal-browser");
     this.pca ??= msal.createNestablePublicClientApplication({
       auth: { clientId: this.cfg.clientId, authority: this.cfg.authority },
+      // Tokens stay in this page's memory: nothing for another script on
+      // the gateway's origin to read back later; the host's broker hands
+      // out a new one silently after a reload.
+      cache: { cacheLocation: "memoryStorage" },
     });
     const pca = await this.pca;
     const request = { scopes: [this.cfg.scope] };
