@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"net/http"
 	"net/http/httptest"
 	"strings"
 	"testing"
@@ -73,6 +74,36 @@ func BenchmarkLookup(b *testing.B) {
 		s.ServeHTTP(w, req)
 		if w.Code != 200 {
 			b.Fatal(w.Code)
+		}
+	}
+}
+
+// discard is a ResponseWriter that keeps only the status, so
+// BenchmarkServeOnline measures the gateway, not a recorder.
+type discard struct {
+	h    http.Header
+	code int
+}
+
+func (w *discard) Header() http.Header         { return w.h }
+func (w *discard) WriteHeader(code int)        { w.code = code }
+func (w *discard) Write(b []byte) (int, error) { return len(b), nil }
+
+// BenchmarkServeOnline is the gateway's own CPU for one lookup of a person
+// in a meeting with calendar details, the request made once: what the
+// HTTP load test adds to net/http's cost per request.
+func BenchmarkServeOnline(b *testing.B) {
+	s := benchServer(b)
+	req := httptest.NewRequest("GET", "/api/v1/presence?email=alice@example.com", nil)
+	req.RemoteAddr = "127.0.0.1:40000"
+	w := &discard{h: http.Header{}}
+	b.ReportAllocs()
+	for b.Loop() {
+		clear(w.h)
+		w.code = 0
+		s.ServeHTTP(w, req)
+		if w.code != 200 {
+			b.Fatal(w.code)
 		}
 	}
 }
