@@ -36,9 +36,6 @@ type Caller struct {
 	// ID user's JID is the directory's for the address the token names
 	// (entraPerson); an API key is a service's and has none.
 	JID string
-	// Email is the caller's own address as the directory resolves it, for
-	// callers that are people (Entra ID users).
-	Email string
 }
 
 type callerKey struct{}
@@ -149,7 +146,7 @@ func (s *Server) entraRefused(w http.ResponseWriter, err error) {
 // entraPerson maps a verified Entra ID user to a person of the directory
 // by the address the token names (preferred_username, the UPN, which the
 // directory indexes with mail and proxyAddresses), and fills in the
-// caller's JID and address. A user the directory does not know — a guest,
+// caller's JID. A user the directory does not know — a guest,
 // an external account, a leaver — learns nothing about anyone: 403. The
 // object ID stays the caller's identity for rate limits and logs; it is
 // not used to find the person because on-premises directories do not hold
@@ -157,7 +154,7 @@ func (s *Server) entraRefused(w http.ResponseWriter, err error) {
 func (s *Server) entraPerson(w http.ResponseWriter, c *Caller) bool {
 	if c.Username != "" {
 		if e := s.backend.Lookup(c.Username); e.Status == Found && e.JID != "" {
-			c.JID, c.Email = strings.ToLower(e.JID), e.Email
+			c.JID = strings.ToLower(e.JID)
 			return true
 		}
 	}
