@@ -112,10 +112,24 @@ func Manifest(c ManifestConfig) ([]byte, error) {
 	return b.Bytes(), nil
 }
 
+// commandSurface is one ribbon button of the manifest ("surface" in
+// manifestTmpl): Name is Read or Compose (the MessageReadCommandSurface or
+// MessageComposeCommandSurface), Tip the resid of its description, Pin
+// whether its task pane is pinnable (VersionOverrides 1.1 only).
+type commandSurface struct {
+	Name, Tip string
+	Pin       bool
+}
+
 // manifestTmpl is the manifest. The outer VersionOverrides 1.0 serves
 // hosts that know only add-in commands; hosts that know 1.1 take the
 // nested one, whose task panes are pinnable.
-var manifestTmpl = template.Must(template.New("manifest").Funcs(template.FuncMap{"attr": xmlAttr}).Parse(`<?xml version="1.0" encoding="UTF-8"?>
+var manifestTmpl = template.Must(template.New("manifest").Funcs(template.FuncMap{
+	"attr": xmlAttr,
+	"surface": func(name, tip string, pin bool) commandSurface {
+		return commandSurface{Name: name, Tip: tip, Pin: pin}
+	},
+}).Parse(`<?xml version="1.0" encoding="UTF-8"?>
 <!-- Outlook add-in manifest written by presencegw; deploy it in the Microsoft 365 admin center
      (Settings > Integrated apps > Upload custom apps) or sideload it for testing. -->
 <OfficeApp xmlns="http://schemas.microsoft.com/office/appforoffice/1.1"
@@ -165,7 +179,7 @@ var manifestTmpl = template.Must(template.New("manifest").Funcs(template.FuncMap
         <bt:Set Name="Mailbox"/>
       </bt:Sets>
     </Requirements>
-{{template "hosts" "false"}}
+{{template "hosts" false}}
 {{template "resources" .}}
     <VersionOverrides xmlns="http://schemas.microsoft.com/office/mailappversionoverrides/1.1" xsi:type="VersionOverridesV1_1">
       <Requirements>
@@ -173,7 +187,7 @@ var manifestTmpl = template.Must(template.New("manifest").Funcs(template.FuncMap
           <bt:Set Name="Mailbox"/>
         </bt:Sets>
       </Requirements>
-{{template "hosts" "true"}}
+{{template "hosts" true}}
 {{template "resources" .}}
     </VersionOverrides>
   </VersionOverrides>
@@ -181,55 +195,33 @@ var manifestTmpl = template.Must(template.New("manifest").Funcs(template.FuncMap
 {{define "hosts"}}    <Hosts>
       <Host xsi:type="MailHost">
         <DesktopFormFactor>
-          <ExtensionPoint xsi:type="MessageReadCommandSurface">
-            <OfficeTab id="TabDefault">
-              <Group id="presencegwReadGroup">
-                <Label resid="GroupLabel"/>
-                <Control xsi:type="Button" id="presencegwReadButton">
-                  <Label resid="ButtonLabel"/>
-                  <Supertip>
-                    <Title resid="ButtonLabel"/>
-                    <Description resid="ButtonTip"/>
-                  </Supertip>
-                  <Icon>
-                    <bt:Image size="16" resid="Icon16"/>
-                    <bt:Image size="32" resid="Icon32"/>
-                    <bt:Image size="80" resid="Icon80"/>
-                  </Icon>
-                  <Action xsi:type="ShowTaskpane">
-                    <SourceLocation resid="TaskpaneURL"/>{{if eq . "true"}}
-                    <SupportsPinning>true</SupportsPinning>{{end}}
-                  </Action>
-                </Control>
-              </Group>
-            </OfficeTab>
-          </ExtensionPoint>
-          <ExtensionPoint xsi:type="MessageComposeCommandSurface">
-            <OfficeTab id="TabDefault">
-              <Group id="presencegwComposeGroup">
-                <Label resid="GroupLabel"/>
-                <Control xsi:type="Button" id="presencegwComposeButton">
-                  <Label resid="ButtonLabel"/>
-                  <Supertip>
-                    <Title resid="ButtonLabel"/>
-                    <Description resid="ComposeTip"/>
-                  </Supertip>
-                  <Icon>
-                    <bt:Image size="16" resid="Icon16"/>
-                    <bt:Image size="32" resid="Icon32"/>
-                    <bt:Image size="80" resid="Icon80"/>
-                  </Icon>
-                  <Action xsi:type="ShowTaskpane">
-                    <SourceLocation resid="TaskpaneURL"/>{{if eq . "true"}}
-                    <SupportsPinning>true</SupportsPinning>{{end}}
-                  </Action>
-                </Control>
-              </Group>
-            </OfficeTab>
-          </ExtensionPoint>
+{{template "surface" (surface "Read" "ButtonTip" .)}}
+{{template "surface" (surface "Compose" "ComposeTip" .)}}
         </DesktopFormFactor>
       </Host>
-    </Hosts>{{end}}
+    </Hosts>{{end}}{{define "surface"}}          <ExtensionPoint xsi:type="Message{{.Name}}CommandSurface">
+            <OfficeTab id="TabDefault">
+              <Group id="presencegw{{.Name}}Group">
+                <Label resid="GroupLabel"/>
+                <Control xsi:type="Button" id="presencegw{{.Name}}Button">
+                  <Label resid="ButtonLabel"/>
+                  <Supertip>
+                    <Title resid="ButtonLabel"/>
+                    <Description resid="{{.Tip}}"/>
+                  </Supertip>
+                  <Icon>
+                    <bt:Image size="16" resid="Icon16"/>
+                    <bt:Image size="32" resid="Icon32"/>
+                    <bt:Image size="80" resid="Icon80"/>
+                  </Icon>
+                  <Action xsi:type="ShowTaskpane">
+                    <SourceLocation resid="TaskpaneURL"/>{{if .Pin}}
+                    <SupportsPinning>true</SupportsPinning>{{end}}
+                  </Action>
+                </Control>
+              </Group>
+            </OfficeTab>
+          </ExtensionPoint>{{end}}
 {{define "resources"}}    <Resources>
       <bt:Images>
         <bt:Image id="Icon16" DefaultValue="{{attr .Base}}icon-16.png"/>
