@@ -9,7 +9,6 @@ import (
 	"image/png"
 	"net"
 	"net/url"
-	"regexp"
 	"strings"
 	"text/template"
 )
@@ -31,9 +30,6 @@ type ManifestConfig struct {
 	// updates the add-in instead of adding a second one.
 	ID string
 }
-
-// guidRe matches a GUID (the manifest's Id).
-var guidRe = regexp.MustCompile(`^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$`)
 
 // addinIDNamespace is the UUID namespace of StableAddinID (a random
 // constant: the ids of presencegw add-ins collide with no one else's).
@@ -94,16 +90,16 @@ func Manifest(c ManifestConfig) ([]byte, error) {
 	if err := CheckAddinBaseURL(c.BaseURL); err != nil {
 		return nil, fmt.Errorf("base URL %w", err)
 	}
-	id := c.ID
+	id := strings.ToLower(c.ID)
 	if id == "" {
 		id = StableAddinID(c.BaseURL)
 	}
-	if !guidRe.MatchString(id) {
-		return nil, fmt.Errorf("add-in id %q is not a GUID", id)
+	if !guidRE.MatchString(id) { // entra.go's, lower case
+		return nil, fmt.Errorf("add-in id %q is not a GUID", c.ID)
 	}
 	var b bytes.Buffer
 	err := manifestTmpl.Execute(&b, map[string]string{
-		"ID": strings.ToLower(id), "Version": ManifestVersion,
+		"ID": id, "Version": ManifestVersion,
 		"Base": strings.TrimRight(c.BaseURL, "/") + "/addin/",
 	})
 	if err != nil {

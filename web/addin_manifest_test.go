@@ -162,7 +162,7 @@ func TestStableAddinID(t *testing.T) {
 	if c := StableAddinID("https://gw2.example.com"); c == a {
 		t.Errorf("two gateways share the id %s", a)
 	}
-	if !guidRe.MatchString(a) || a[14] != '5' {
+	if !guidRE.MatchString(a) || a[14] != '5' {
 		t.Errorf("%q is not a version 5 UUID", a)
 	}
 	// Fixed forever: a changed id would make Outlook see another add-in.
