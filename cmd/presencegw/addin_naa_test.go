@@ -173,6 +173,10 @@ func TestAddinSignsInWithNAA(t *testing.T) {
 	if !sent {
 		t.Errorf("the API saw no bearer token of alice's: %q", auths)
 	}
+	// MSAL kept the token in the page's memory: no web storage holds it.
+	if kept := eval[[]string](t, ctx, `[sessionStorage, localStorage].flatMap(s => Object.keys(s).filter(k => s.getItem(k).includes("eyJ")))`); len(kept) > 0 {
+		t.Errorf("web storage holds token material under %q", kept)
+	}
 	rows := eval[[]paneRow](t, ctx, readRows)
 	for _, r := range rows {
 		if r.Email == "carol@example.com" && r.State != "available" || r.Email == "bob@example.com" && r.State != "oof" {
