@@ -123,7 +123,7 @@ func newAddin(o AddinOptions, anonymous bool) (*addin, error) {
 		return nil, err
 	}
 	err = fs.WalkDir(dist, ".", func(name string, d fs.DirEntry, err error) error {
-		if err != nil || d.IsDir() {
+		if err != nil || d.IsDir() || name == "sources.sha256" { // the build's check list, not served
 			return err
 		}
 		data, err := fs.ReadFile(dist, name)
@@ -192,7 +192,7 @@ func (s *Server) addinRoutes(m *http.ServeMux) error {
 
 func (a *addin) serveFile(w http.ResponseWriter, r *http.Request, name string) {
 	f, ok := a.files[name]
-	if !ok || name == "sources.sha256" {
+	if !ok {
 		writeError(w, http.StatusNotFound, "not_found", "no such add-in file: "+name)
 		return
 	}
