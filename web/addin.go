@@ -71,8 +71,9 @@ type addinFile struct {
 	etag  string
 	ctype string
 	// gz is data gzipped, for text worth compressing (MSAL's chunk:
-	// 330 kB, 87 kB gzipped); nil otherwise.
-	gz []byte
+	// 330 kB, 87 kB gzipped), with its own ETag gzEtag; nil otherwise.
+	gz     []byte
+	gzEtag string
 	// immutable files are named by their content (chunk-HASH.js).
 	immutable bool
 }
@@ -102,7 +103,7 @@ func newAddinFile(name string, data []byte) addinFile {
 		_, _ = zw.Write(data) // to memory: no error
 		_ = zw.Close()
 		if b.Len() < len(data) {
-			f.gz = b.Bytes()
+			f.gz, f.gzEtag = b.Bytes(), strings.TrimSuffix(f.etag, `"`)+`-gz"`
 		}
 	}
 	return f
@@ -202,7 +203,7 @@ func (a *addin) serveFile(w http.ResponseWriter, r *http.Request, name string) {
 	if f.gz != nil {
 		h.Set("Vary", "Accept-Encoding")
 		if acceptsGzip(r) {
-			data, etag = f.gz, strings.TrimSuffix(f.etag, `"`)+`-gz"`
+			data, etag = f.gz, f.gzEtag
 			h.Set("Content-Encoding", "gzip")
 		}
 	}
