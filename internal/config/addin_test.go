@@ -2,7 +2,6 @@ package config
 
 import (
 	"reflect"
-	"strings"
 	"testing"
 )
 
@@ -115,18 +114,6 @@ func TestAddinProblems(t *testing.T) {
 		},
 	}
 	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			_, err := Parse(cfg, lines(tt.src...))
-			if err == nil {
-				t.Fatal("Parse succeeded, want an error")
-			}
-			want := make([]string, len(tt.want))
-			for i, w := range tt.want {
-				want[i] = strings.Replace(w, "F:", cfg+":", 1)
-			}
-			if got := err.(*Problems).List(); !reflect.DeepEqual(got, want) {
-				t.Errorf("problems:\n%s\nwant:\n%s", strings.Join(got, "\n"), strings.Join(want, "\n"))
-			}
-		})
+		t.Run(tt.name, func(t *testing.T) { checkProblems(t, cfg, tt.src, tt.want) })
 	}
 }

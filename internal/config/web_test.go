@@ -31,6 +31,23 @@ func TestWebEntraDefaults(t *testing.T) {
 	}
 }
 
+// checkProblems parses src as the file cfg and checks that it fails with
+// exactly the problems want, in order, "F:" in want standing for "cfg:".
+func checkProblems(t *testing.T, cfg string, src, want []string) {
+	t.Helper()
+	_, err := Parse(cfg, lines(src...))
+	if err == nil {
+		t.Fatal("Parse succeeded, want an error")
+	}
+	full := make([]string, len(want))
+	for i, w := range want {
+		full[i] = strings.Replace(w, "F:", cfg+":", 1)
+	}
+	if got := err.(*Problems).List(); !reflect.DeepEqual(got, full) {
+		t.Errorf("problems:\n%s\nwant:\n%s", strings.Join(got, "\n"), strings.Join(full, "\n"))
+	}
+}
+
 func TestWebEntraProblems(t *testing.T) {
 	const cfg = "/etc/presencegw/config.yaml"
 	tests := []struct {
@@ -92,19 +109,7 @@ func TestWebEntraProblems(t *testing.T) {
 		},
 	}
 	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			_, err := Parse(cfg, lines(tt.src...))
-			if err == nil {
-				t.Fatal("Parse succeeded, want an error")
-			}
-			want := make([]string, len(tt.want))
-			for i, w := range tt.want {
-				want[i] = strings.Replace(w, "F:", cfg+":", 1)
-			}
-			if got := err.(*Problems).List(); !reflect.DeepEqual(got, want) {
-				t.Errorf("problems:\n%s\nwant:\n%s", strings.Join(got, "\n"), strings.Join(want, "\n"))
-			}
-		})
+		t.Run(tt.name, func(t *testing.T) { checkProblems(t, cfg, tt.src, tt.want) })
 	}
 }
 
@@ -161,18 +166,6 @@ func TestWebOpenfire(t *testing.T) {
 		},
 	}
 	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			_, err := Parse(cfg, lines(tt.src...))
-			if err == nil {
-				t.Fatal("Parse succeeded, want an error")
-			}
-			want := make([]string, len(tt.want))
-			for i, w := range tt.want {
-				want[i] = strings.Replace(w, "F:", cfg+":", 1)
-			}
-			if got := err.(*Problems).List(); !reflect.DeepEqual(got, want) {
-				t.Errorf("problems:\n%s\nwant:\n%s", strings.Join(got, "\n"), strings.Join(want, "\n"))
-			}
-		})
+		t.Run(tt.name, func(t *testing.T) { checkProblems(t, cfg, tt.src, tt.want) })
 	}
 }
