@@ -3,6 +3,9 @@ package xmppbot
 import (
 	"context"
 	"strings"
+
+	"mellium.im/xmpp/jid"
+	"mellium.im/xmpp/stanza"
 )
 
 // Fallbacks: how calendar states reach contacts on a server that cannot
@@ -76,4 +79,24 @@ func orNone(s string) string {
 // person's choice: rules.Resource.ByGateway).
 func (b *Bot) calendarSession(bareJID, resource string) bool {
 	return resource == calendarResource && b.cal != nil && b.cal.has(strings.ToLower(bareJID))
+}
+
+// userKey is the key a fallback keeps a person under (the bare JID in
+// lower case), or the jid-malformed error its apply returns for anything
+// but a user's bare JID.
+func userKey(bareJID string) (string, error) {
+	j, err := jid.Parse(bareJID)
+	if err != nil || j.Localpart() == "" {
+		return "", stanza.Error{Type: stanza.Modify, Condition: stanza.JIDMalformed, Text: map[string]string{"": "not a user's bare JID: " + bareJID}}
+	}
+	return strings.ToLower(bareJID), nil
+}
+
+// wishOf is the wish a fallback records for an apply: o when set, nil
+// (nothing) when cleared.
+func wishOf(o overlay, set bool) *overlay {
+	if !set {
+		return nil
+	}
+	return &o
 }

@@ -20,7 +20,6 @@ import (
 	"mellium.im/xmlstream"
 	"mellium.im/xmpp"
 	"mellium.im/xmpp/jid"
-	"mellium.im/xmpp/stanza"
 
 	"github.com/presencegw/presencegw/rules"
 
@@ -213,19 +212,12 @@ func (m *calendarSessions) deactivate(why string) {
 // line at once. Failures are logged and retried here with a backoff, so
 // the publisher counts the wish as held.
 func (m *calendarSessions) apply(ctx context.Context, bareJID string, o overlay, set bool) error {
-	j, err := jid.Parse(bareJID)
-	if err != nil || j.Localpart() == "" {
-		return stanza.Error{Type: stanza.Modify, Condition: stanza.JIDMalformed, Text: map[string]string{"": "not a user's bare JID: " + bareJID}}
+	k, err := userKey(bareJID)
+	if err != nil {
+		return err
 	}
-	k := strings.ToLower(bareJID)
 	m.mu.Lock()
-	p := m.person(k)
-	if set {
-		w := o
-		p.want = &w
-	} else {
-		p.want = nil
-	}
+	m.person(k).want = wishOf(o, set)
 	m.mu.Unlock()
 	m.reconcile(ctx, k, false)
 	return nil

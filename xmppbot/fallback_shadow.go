@@ -236,19 +236,12 @@ func (m *shadowContacts) current() *conn {
 
 // apply records what a person should show and brings the shadow in line.
 func (m *shadowContacts) apply(ctx context.Context, bareJID string, o overlay, set bool) error {
-	j, err := jid.Parse(bareJID)
-	if err != nil || j.Localpart() == "" {
-		return stanza.Error{Type: stanza.Modify, Condition: stanza.JIDMalformed, Text: map[string]string{"": "not a user's bare JID: " + bareJID}}
+	k, err := userKey(bareJID)
+	if err != nil {
+		return err
 	}
-	k := strings.ToLower(bareJID)
 	m.mu.Lock()
-	p := m.person(k)
-	if set {
-		w := o
-		p.want = &w
-	} else {
-		p.want = nil
-	}
+	m.person(k).want = wishOf(o, set)
 	m.mu.Unlock()
 	return m.reconcile(ctx, k)
 }
