@@ -41,6 +41,11 @@ function notice(kind: "info" | "error", text: string, retry?: () => void): void 
   }
 }
 
+/** emailsOf lists the addresses of groups, each once. */
+function emailsOf(groups: Group[]): string[] {
+  return [...new Set(groups.flatMap((g) => g.people.map((p) => p.email)))];
+}
+
 /** Pane is the state of one open pane. */
 class Pane {
   private groups: Group[] = [];
@@ -77,7 +82,7 @@ class Pane {
     if (sig === this.sig && document.body.dataset.state === "ready") return; // nothing changed
     this.sig = sig;
     this.groups = groups;
-    const emails = [...new Set(groups.flatMap((g) => g.people.map((p) => p.email)))];
+    const emails = emailsOf(groups);
     $("empty").hidden = emails.length > 0;
     $("empty").textContent = isCompose(item) ? "Add recipients to see who can be reached." : "Nobody in this message has an address.";
     this.follow(emails);
@@ -122,7 +127,7 @@ class Pane {
   /** restart opens a new stream for the same people now. */
   private restart(): void {
     this.emailsKey = "";
-    this.follow([...new Set(this.groups.flatMap((g) => g.people.map((p) => p.email)))]);
+    this.follow(emailsOf(this.groups));
   }
 
   private streamState(s: StreamState, ac: AbortController): void {
