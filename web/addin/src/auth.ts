@@ -57,15 +57,18 @@ export class Auth {
       const r = await pca.acquireTokenSilent({ ...request, forceRefresh });
       return r.accessToken;
     } catch (e) {
-      if (!(e instanceof msal.InteractionRequiredAuthError)) {
-        throw new APIError("Signing in failed: " + (e instanceof Error ? e.message : String(e)), 0, "auth");
-      }
+      if (!(e instanceof msal.InteractionRequiredAuthError)) throw signInFailed(e);
     }
     try {
       const r = await pca.acquireTokenPopup(request);
       return r.accessToken;
     } catch (e) {
-      throw new APIError("Signing in failed: " + (e instanceof Error ? e.message : String(e)), 0, "auth");
+      throw signInFailed(e);
     }
   }
+}
+
+/** signInFailed is the error MSAL's failure e is shown to the user as. */
+function signInFailed(e: unknown): APIError {
+  return new APIError("Signing in failed: " + (e instanceof Error ? e.message : String(e)), 0, "auth");
 }
