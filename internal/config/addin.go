@@ -67,9 +67,7 @@ func (c *Config) applyAddinDefaults() {
 func (c *Config) validateAddin(p *Problems) {
 	a := c.Web.Addin
 	if a == nil {
-		if c.lines["web.addin"] > 0 {
-			p.Add("web.addin", "is empty: set base_url, or remove the section")
-		}
+		c.emptySection(p, "web.addin", "set base_url")
 		return
 	}
 	if a.BaseURL == "" {

@@ -197,15 +197,21 @@ func (c *Config) validateWeb(p *Problems) {
 	c.validateAddin(p)
 }
 
+// emptySection reports an optional section written with nothing under it,
+// which YAML decodes as if it were absent; hint says what to set.
+func (c *Config) emptySection(p *Problems, path, hint string) {
+	if c.lines[path] > 0 {
+		p.Add(path, "is empty: %s, or remove the section", hint)
+	}
+}
+
 // guid is an Entra ID tenant or application ID.
 var guid = regexp.MustCompile(`^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$`)
 
 func (c *Config) validateEntra(p *Problems) {
 	e := c.Web.Entra
 	if e == nil {
-		if c.lines["web.entra"] > 0 {
-			p.Add("web.entra", "is empty: set tenants and audiences, or remove the section")
-		}
+		c.emptySection(p, "web.entra", "set tenants and audiences")
 		return
 	}
 	guids := func(field, what string, list []string, required bool) {

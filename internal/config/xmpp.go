@@ -114,9 +114,7 @@ func parentDomain(jid string) (string, bool) {
 func (c *Config) validateXMPP(p *Problems) {
 	x := c.XMPP
 	if x == nil {
-		if c.lines["xmpp"] > 0 {
-			p.Add("xmpp", "is empty: set server, jid and secret_file or secret_env, or remove the section")
-		}
+		c.emptySection(p, "xmpp", "set server, jid and secret_file or secret_env")
 		return
 	}
 	switch host, port, err := net.SplitHostPort(x.Server); {
