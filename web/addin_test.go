@@ -266,3 +266,27 @@ func newAddinMust(t *testing.T) *addin {
 	}
 	return a
 }
+
+// TestAcceptsGzip: gzip is sent when the client lists it, in any case,
+// with any weight but zero.
+func TestAcceptsGzip(t *testing.T) {
+	for _, tt := range []struct {
+		header []string
+		want   bool
+	}{
+		{nil, false},
+		{[]string{"br, gzip;q=0.8"}, true},
+		{[]string{"identity", "GZip"}, true},
+		{[]string{"deflate, gzip ; q=0"}, false},
+		{[]string{"gzip;q = 0"}, false},
+		{[]string{"x-gzip, br"}, false},
+	} {
+		r := httptest.NewRequest("GET", "/addin/taskpane.js", nil)
+		for _, v := range tt.header {
+			r.Header.Add("Accept-Encoding", v)
+		}
+		if got := acceptsGzip(r); got != tt.want {
+			t.Errorf("Accept-Encoding %q: acceptsGzip = %v, want %v", tt.header, got, tt.want)
+		}
+	}
+}
