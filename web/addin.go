@@ -92,7 +92,7 @@ func newAddinFile(name string, data []byte) addinFile {
 	switch path.Ext(name) {
 	case ".js":
 		ctype = "text/javascript; charset=utf-8"
-	case ".txt", ".sha256":
+	case ".txt":
 		ctype = "text/plain; charset=utf-8"
 	}
 	f := addinFile{data: data, etag: `"` + hex.EncodeToString(sum[:12]) + `"`, ctype: ctype,
