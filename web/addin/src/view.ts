@@ -35,6 +35,17 @@ function el<K extends keyof HTMLElementTagNameMap>(tag: K, cls: string, text?: s
   return e;
 }
 
+/** The glyph in each state's dot (busy's is a filled square, drawn apart). */
+const glyphs: Record<string, string> = {
+  available: "M4.5 8.3l2.3 2.3 4.7-4.8", // check mark
+  dnd: "M4.5 8h7", // bar
+  away: "M8 4.5V8l2.5 1.8", // clock hands
+  xa: "M8 4.5V8l2.5 1.8",
+  oof: "M11 8H5m2.5-2.5L5 8l2.5 2.5", // arrow out
+  offline: "M5.8 5.8l4.4 4.4m0-4.4l-4.4 4.4", // cross
+  unknown: "M6.4 6.3a1.7 1.7 0 1 1 2.3 1.6c-.5.2-.7.6-.7 1.1v.4M8 11.2v.1", // question mark
+};
+
 /** dot draws the presence dot: a disc in the state's colour with a glyph. */
 function dot(state: string): SVGElement {
   const s = svg("svg", { viewBox: "0 0 16 16", class: "dot", "aria-hidden": "true", focusable: "false" });
@@ -42,16 +53,7 @@ function dot(state: string): SVGElement {
   s.appendChild(
     svg("circle", hollow ? { cx: "8", cy: "8", r: "6.5", class: "ring" } : { cx: "8", cy: "8", r: "7.5", class: "disc" }),
   );
-  const glyph: Record<string, string> = {
-    available: "M4.5 8.3l2.3 2.3 4.7-4.8", // check mark
-    dnd: "M4.5 8h7", // bar
-    away: "M8 4.5V8l2.5 1.8", // clock hands
-    xa: "M8 4.5V8l2.5 1.8",
-    oof: "M11 8H5m2.5-2.5L5 8l2.5 2.5", // arrow out
-    offline: "M5.8 5.8l4.4 4.4m0-4.4l-4.4 4.4", // cross
-    unknown: "M6.4 6.3a1.7 1.7 0 1 1 2.3 1.6c-.5.2-.7.6-.7 1.1v.4M8 11.2v.1", // question mark
-  };
-  if (glyph[state]) s.appendChild(svg("path", { d: glyph[state], class: "glyph" }));
+  if (glyphs[state]) s.appendChild(svg("path", { d: glyphs[state], class: "glyph" }));
   if (state === "busy") s.appendChild(svg("rect", { x: "5", y: "5", width: "6", height: "6", rx: "1", class: "glyph-fill" }));
   return s;
 }
