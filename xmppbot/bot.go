@@ -365,6 +365,20 @@ type conn struct {
 	listedNext map[string]scheduled
 }
 
+// context is a context that ends when c does (or when cancel is
+// called): for work that serves only this connection.
+func (c *conn) context() (context.Context, context.CancelFunc) {
+	ctx, cancel := context.WithCancel(context.Background())
+	go func() {
+		select {
+		case <-c.done:
+			cancel()
+		case <-ctx.Done():
+		}
+	}()
+	return ctx, cancel
+}
+
 // setup reads the privilege advertisement and checks which hosts have
 // the overlay module, then reports what that means.
 func (c *conn) setup(ctx context.Context) error {

@@ -817,15 +817,8 @@ func (m *shadowContacts) removeAll(c *conn) {
 		m.mu.Unlock()
 	}()
 	sort.Strings(owners)
-	ctx, cancel := context.WithCancel(context.Background())
+	ctx, cancel := c.context()
 	defer cancel()
-	go func() {
-		select {
-		case <-c.done:
-			cancel()
-		case <-ctx.Done():
-		}
-	}()
 	m.bot.log.Info("xmpp: shadow contacts are off: removing their roster items", "people", len(owners))
 	removed := 0
 	for _, k := range owners {

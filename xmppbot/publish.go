@@ -412,15 +412,8 @@ func (p *publisher) disconnected() {
 
 // send drains the queue over c until c ends.
 func (p *publisher) send(c *conn) {
-	ctx, cancel := context.WithCancel(context.Background())
+	ctx, cancel := c.context()
 	defer cancel()
-	go func() {
-		select {
-		case <-c.done:
-			cancel()
-		case <-ctx.Done():
-		}
-	}()
 	slots := make(chan struct{}, maxInFlight)
 	for {
 		p.mu.Lock()
