@@ -141,7 +141,7 @@ func split(kind string, src CalendarSource, ids []string) [][]string {
 	}
 	rs, ok := src.(RoutedSource)
 	if !ok {
-		return chunk(ids, size(src.BatchSizes()))
+		return slices.Collect(slices.Chunk(ids, size(src.BatchSizes())))
 	}
 	groups := map[string][]string{}
 	for _, id := range ids {
@@ -155,7 +155,7 @@ func split(kind string, src CalendarSource, ids []string) [][]string {
 	}
 	var all []placed
 	for r, g := range groups {
-		bs := chunk(g, size(rs.RouteBatchSizes(r)))
+		bs := slices.Collect(slices.Chunk(g, size(rs.RouteBatchSizes(r))))
 		for i, b := range bs {
 			all = append(all, placed{b, (float64(i) + 0.5) / float64(len(bs)), r})
 		}
@@ -169,16 +169,6 @@ func split(kind string, src CalendarSource, ids []string) [][]string {
 	out := make([][]string, len(all))
 	for i, p := range all {
 		out[i] = p.batch
-	}
-	return out
-}
-
-func chunk(ids []string, size int) [][]string {
-	var out [][]string
-	for len(ids) > 0 {
-		n := min(size, len(ids))
-		out = append(out, ids[:n:n])
-		ids = ids[n:]
 	}
 	return out
 }
