@@ -86,16 +86,9 @@ func icsSource(c *config.ICS, log *slog.Logger) (*ics.Source, error) {
 	}
 	tr := http.DefaultTransport.(*http.Transport).Clone()
 	if c.CAFile != "" {
-		pemData, err := os.ReadFile(c.CAFile)
+		pool, err := rootsWith("ics ca_file", c.CAFile)
 		if err != nil {
-			return nil, fmt.Errorf("ics ca_file: %w", err)
-		}
-		pool, err := x509.SystemCertPool()
-		if err != nil {
-			pool = x509.NewCertPool()
-		}
-		if !pool.AppendCertsFromPEM(pemData) {
-			return nil, fmt.Errorf("ics ca_file %s holds no PEM certificate", c.CAFile)
+			return nil, err
 		}
 		tr.TLSClientConfig = &tls.Config{RootCAs: pool, MinVersion: tls.VersionTLS12}
 	}
@@ -109,6 +102,23 @@ func icsSource(c *config.ICS, log *slog.Logger) (*ics.Source, error) {
 	}
 	return ics.New(ics.Config{URL: feedURL, LoadZone: graph.LoadZone, MaxSize: c.MaxBytes, Timeout: c.Timeout.D(),
 		Concurrency: c.Concurrency, Batch: c.Batch, MinInterval: c.MinInterval.D(), Transport: rt}, log)
+}
+
+// rootsWith is the system's root certificates plus those of the PEM file
+// at path (a private CA); field names the setting in errors.
+func rootsWith(field, path string) (*x509.CertPool, error) {
+	pemData, err := os.ReadFile(path)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", field, err)
+	}
+	pool, err := x509.SystemCertPool()
+	if err != nil {
+		pool = x509.NewCertPool()
+	}
+	if !pool.AppendCertsFromPEM(pemData) {
+		return nil, fmt.Errorf("%s %s holds no PEM certificate", field, path)
+	}
+	return pool, nil
 }
 
 // basicAuth adds the configured credentials to feed requests whose URL

@@ -3,13 +3,11 @@ package main
 import (
 	"context"
 	"crypto/tls"
-	"crypto/x509"
 	"errors"
 	"fmt"
 	"io"
 	"log/slog"
 	"maps"
-	"os"
 	"slices"
 	"strings"
 	"time"
@@ -66,16 +64,9 @@ func xmppClientTLS(x *config.XMPP) (*tls.Config, error) {
 	}
 	cfg := &tls.Config{MinVersion: tls.VersionTLS12, ServerName: x.ClientTLSName}
 	if x.ClientCAFile != "" {
-		pemData, err := os.ReadFile(x.ClientCAFile)
+		pool, err := rootsWith("xmpp client_ca_file", x.ClientCAFile)
 		if err != nil {
-			return nil, fmt.Errorf("xmpp client_ca_file: %w", err)
-		}
-		pool, err := x509.SystemCertPool()
-		if err != nil {
-			pool = x509.NewCertPool()
-		}
-		if !pool.AppendCertsFromPEM(pemData) {
-			return nil, fmt.Errorf("xmpp client_ca_file %s holds no PEM certificate", x.ClientCAFile)
+			return nil, err
 		}
 		cfg.RootCAs = pool
 	}
