@@ -5,7 +5,6 @@ import (
 	"encoding/pem"
 	"fmt"
 	"io"
-	"net"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -91,33 +90,41 @@ func TestServeWithGraph(t *testing.T) {
 func graphConfig(t *testing.T, fake *graphtest.Server, people string) (cfg, addr string) {
 	t.Helper()
 	dir := t.TempDir()
-	write := func(name string, data []byte) {
-		if err := os.WriteFile(filepath.Join(dir, name), data, 0o600); err != nil {
-			t.Fatal(err)
-		}
-	}
-	write("people.csv", []byte(people))
-	write("graph.secret", []byte(fake.ClientSecret))
-	write("fake-ca.pem", pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: fake.Certificate().Raw}))
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
+	if err := os.WriteFile(filepath.Join(dir, "people.csv"), []byte(people), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	addr = ln.Addr().String()
-	ln.Close()
+	addr = fmt.Sprintf("127.0.0.1:%d", freePort(t))
 	cfg = filepath.Join(dir, "config.yaml")
-	write("config.yaml", []byte(fmt.Sprintf(`listen: %s
+	if err := os.WriteFile(cfg, []byte(fmt.Sprintf(`listen: %s
 store: state.db
 files:
   - name: people
     path: people.csv
-graph:
+%s`, addr, graphFiles(t, dir, fake))), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return cfg, addr
+}
+
+// graphFiles writes the fake Graph's client secret (graph.secret) and CA
+// certificate (graph-ca.pem) into dir and returns the graph section of a
+// configuration there that names them.
+func graphFiles(t *testing.T, dir string, fake *graphtest.Server) string {
+	t.Helper()
+	for name, data := range map[string][]byte{
+		"graph.secret": []byte(fake.ClientSecret),
+		"graph-ca.pem": pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: fake.Certificate().Raw}),
+	} {
+		if err := os.WriteFile(filepath.Join(dir, name), data, 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return fmt.Sprintf(`graph:
   tenant_id: %s
   client_id: %s
   client_secret_file: graph.secret
   base_url: %s
   authority_host: %s
-  ca_file: fake-ca.pem
-`, addr, fake.TenantID, fake.ClientID, fake.BaseURL(), fake.AuthorityHost())))
-	return cfg, addr
+  ca_file: graph-ca.pem
+`, fake.TenantID, fake.ClientID, fake.BaseURL(), fake.AuthorityHost())
 }

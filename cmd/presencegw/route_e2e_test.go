@@ -2,10 +2,8 @@ package main
 
 import (
 	"context"
-	"encoding/pem"
 	"fmt"
 	"io"
-	"net"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -111,15 +109,8 @@ func TestServeRoutesCalendars(t *testing.T) {
 	}
 	write("ldap.password", slapd.BindPW)
 	write("ews.password", ews.Password)
-	write("graph.secret", gfake.ClientSecret)
-	write("graph-ca.pem", string(pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: gfake.Certificate().Raw})))
 	write("feeds.csv", "mailbox,url\ncarol@example.com,"+feeds.URL+"/secret/7f3a/carol.ics\n")
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	addr := ln.Addr().String()
-	ln.Close()
+	addr := fmt.Sprintf("127.0.0.1:%d", freePort(t))
 	cfg := filepath.Join(dir, "config.yaml")
 	write("config.yaml", fmt.Sprintf(`listen: %s
 store: state.db
@@ -132,14 +123,7 @@ ldap:
     user_filter: (objectClass=user)
     jid:
       template: "{{.sAMAccountName}}@chat.example.com"
-graph:
-  tenant_id: %s
-  client_id: %s
-  client_secret_file: graph.secret
-  base_url: %s
-  authority_host: %s
-  ca_file: graph-ca.pem
-ews:
+%sews:
   url: %s
   username: %s
   domain: %s
@@ -163,7 +147,7 @@ calendar:
       onprem.example.com: ews
     mailboxes:
       carol@example.com: ics
-`, addr, slapd.URL, slapd.BindDN, gfake.TenantID, gfake.ClientID, gfake.BaseURL(), gfake.AuthorityHost(),
+`, addr, slapd.URL, slapd.BindDN, graphFiles(t, dir, gfake),
 		ews.EWSURL(), ews.Username, ews.Domain, ews.CAFile(t), feeds.URL))
 
 	ctx, cancel := context.WithCancel(context.Background())
