@@ -3,6 +3,7 @@ package xmppbot
 import (
 	"context"
 	"strings"
+	"sync"
 
 	"mellium.im/xmpp/jid"
 	"mellium.im/xmpp/stanza"
@@ -99,4 +100,67 @@ func wishOf(o overlay, set bool) *overlay {
 		return nil
 	}
 	return &o
+}
+
+// workQueue hands people (keys) to a fixed set of workers, each key
+// queued once however often it is asked for until a worker takes it:
+// the fallbacks' reconciles outside the publisher.
+type workQueue struct {
+	mu    sync.Mutex
+	ctx   context.Context // the workers'; nil until start
+	dirty map[string]bool // keys queued and not yet taken
+	work  chan string
+}
+
+func newWorkQueue() *workQueue {
+	return &workQueue{dirty: map[string]bool{}, work: make(chan string, 1024)}
+}
+
+// start runs n workers calling do for each key until ctx ends. Only the
+// first call starts them; it reports whether this one did.
+func (q *workQueue) start(ctx context.Context, n int, do func(ctx context.Context, k string)) bool {
+	q.mu.Lock()
+	first := q.ctx == nil
+	if first {
+		q.ctx = ctx
+	}
+	q.mu.Unlock()
+	if !first {
+		return false
+	}
+	for range n {
+		go func() {
+			for {
+				select {
+				case <-ctx.Done():
+					return
+				case k := <-q.work:
+					q.mu.Lock()
+					delete(q.dirty, k)
+					q.mu.Unlock()
+					do(ctx, k)
+				}
+			}
+		}()
+	}
+	return true
+}
+
+// add queues k for a worker unless it is queued already; before start
+// there are no workers and nothing is queued.
+func (q *workQueue) add(k string) {
+	q.mu.Lock()
+	ctx := q.ctx
+	if ctx == nil || q.dirty[k] {
+		q.mu.Unlock()
+		return
+	}
+	q.dirty[k] = true
+	q.mu.Unlock()
+	go func() {
+		select {
+		case q.work <- k:
+		case <-ctx.Done():
+		}
+	}()
 }

@@ -72,11 +72,9 @@ type calendarSessions struct {
 	// within the grace period after it dropped); inactive, every session
 	// is closed and none opened.
 	active bool
-	gen    int           // counts attach calls
-	next   chan struct{} // closed (and replaced) by each attach
-	work   chan string   // people to reconcile
-	dirty  map[string]bool
-	ctx    context.Context // the first Run's, for the workers
+	gen    int             // counts attach calls
+	next   chan struct{}   // closed (and replaced) by each attach
+	work   *workQueue      // people to reconcile, for the workers
 	warned map[string]bool // people whose own "calendar" resource blocks a login
 }
 
@@ -108,8 +106,8 @@ type calSession struct {
 
 func newCalendarSessions(b *Bot) *calendarSessions {
 	return &calendarSessions{bot: b, httpc: &http.Client{Timeout: 15 * time.Second},
-		people: map[string]*calPerson{}, next: make(chan struct{}), work: make(chan string, 1024),
-		dirty: map[string]bool{}, warned: map[string]bool{}}
+		people: map[string]*calPerson{}, next: make(chan struct{}), work: newWorkQueue(),
+		warned: map[string]bool{}}
 }
 
 func (m *calendarSessions) name() string { return MechanismSession }
@@ -134,19 +132,12 @@ func (m *calendarSessions) attach(ctx context.Context, c *conn) {
 	close(m.next)
 	m.next = make(chan struct{})
 	next := m.next
-	first := m.ctx == nil
-	if first {
-		m.ctx = ctx
-	}
 	// A reconnect retries failed logins at once.
 	for _, p := range m.people {
 		p.failures, p.retryAt = 0, time.Time{}
 	}
 	m.mu.Unlock()
-	if first {
-		for range calendarWorkers {
-			go m.worker(ctx)
-		}
+	if m.work.start(ctx, calendarWorkers, func(ctx context.Context, k string) { m.reconcile(ctx, k, true) }) {
 		go m.follow(ctx)
 	}
 	go func() {
@@ -251,26 +242,7 @@ func (m *calendarSessions) person(k string) *calPerson {
 }
 
 // schedule queues k for a worker (once, however often asked).
-func (m *calendarSessions) schedule(k string) {
-	m.mu.Lock()
-	if m.dirty[k] {
-		m.mu.Unlock()
-		return
-	}
-	ctx := m.ctx
-	if ctx == nil {
-		m.mu.Unlock()
-		return // never attached: no workers
-	}
-	m.dirty[k] = true
-	m.mu.Unlock()
-	go func() {
-		select {
-		case m.work <- k:
-		case <-ctx.Done():
-		}
-	}()
-}
+func (m *calendarSessions) schedule(k string) { m.work.add(k) }
 
 // sweep schedules everyone with a wish or a session.
 func (m *calendarSessions) sweep() {
@@ -284,20 +256,6 @@ func (m *calendarSessions) sweep() {
 	m.mu.Unlock()
 	for _, k := range ks {
 		m.schedule(k)
-	}
-}
-
-func (m *calendarSessions) worker(ctx context.Context) {
-	for {
-		select {
-		case <-ctx.Done():
-			return
-		case k := <-m.work:
-			m.mu.Lock()
-			delete(m.dirty, k)
-			m.mu.Unlock()
-			m.reconcile(ctx, k, true)
-		}
 	}
 }
 

@@ -58,9 +58,7 @@ type shadowContacts struct {
 	mu     sync.Mutex
 	conn   *conn // the connection it serves; nil while none does
 	people map[string]*shadowPerson
-	ctx    context.Context // the first attach's, for the workers
-	work   chan string     // people to reconcile
-	dirty  map[string]bool // people queued in work
+	work   *workQueue // people to reconcile, for the workers
 	// removing is true while turned-off items are being taken out.
 	removing bool
 }
@@ -84,7 +82,7 @@ type shadowPerson struct {
 
 func newShadowContacts(b *Bot, st Store) (*shadowContacts, error) {
 	m := &shadowContacts{bot: b, store: st, people: map[string]*shadowPerson{},
-		work: make(chan string, 1024), dirty: map[string]bool{}}
+		work: newWorkQueue()}
 	if st == nil {
 		return m, nil
 	}
@@ -206,15 +204,8 @@ func (m *shadowContacts) attach(ctx context.Context, c *conn) {
 	for _, p := range m.people {
 		p.synced = false
 	}
-	first := m.ctx == nil
-	if first {
-		m.ctx = ctx
-	}
 	m.mu.Unlock()
-	if first {
-		for range calendarWorkers {
-			go m.worker(ctx)
-		}
+	if m.work.start(ctx, calendarWorkers, m.reconcileQueued) {
 		go m.follow(ctx)
 	}
 	go func() {
@@ -305,44 +296,21 @@ func (m *shadowContacts) follow(ctx context.Context) {
 // publisher's send rate, so a shared boundary's changes and wake-ups do
 // not burst the server.
 func (m *shadowContacts) schedule(k string) {
+	if m.needsWork(k) {
+		m.work.add(k)
+	}
+}
+
+// reconcileQueued is a worker's reconcile of k, at the publisher's send rate.
+func (m *shadowContacts) reconcileQueued(ctx context.Context, k string) {
 	if !m.needsWork(k) {
 		return
 	}
-	m.mu.Lock()
-	ctx := m.ctx
-	if ctx == nil || m.dirty[k] {
-		m.mu.Unlock()
+	if err := m.bot.pub.limiter.Wait(ctx); err != nil {
 		return
 	}
-	m.dirty[k] = true
-	m.mu.Unlock()
-	go func() {
-		select {
-		case m.work <- k:
-		case <-ctx.Done():
-		}
-	}()
-}
-
-func (m *shadowContacts) worker(ctx context.Context) {
-	for {
-		select {
-		case <-ctx.Done():
-			return
-		case k := <-m.work:
-			m.mu.Lock()
-			delete(m.dirty, k)
-			m.mu.Unlock()
-			if !m.needsWork(k) {
-				continue
-			}
-			if err := m.bot.pub.limiter.Wait(ctx); err != nil {
-				return
-			}
-			if err := m.reconcile(ctx, k); err != nil {
-				m.bot.log.Warn("xmpp: shadow contact", "jid", k, "err", err)
-			}
-		}
+	if err := m.reconcile(ctx, k); err != nil {
+		m.bot.log.Warn("xmpp: shadow contact", "jid", k, "err", err)
 	}
 }
 
