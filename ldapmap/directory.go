@@ -107,9 +107,14 @@ type Directory struct {
 	// while holding it a sync may read them without mu.
 	syncMu sync.Mutex
 	// mu guards the fields below; it is never held across network I/O.
-	mu        sync.Mutex
-	people    map[string]map[string]*Person // source → key → person
-	state     map[string]*sourceState
+	mu     sync.Mutex
+	people map[string]map[string]*Person // source → key → person
+	state  map[string]*sourceState
+	// indexed is each source's last full read that the current index
+	// reflects: a sync applies a source's people before it rebuilds the
+	// index, and Health must not call a source synced in between (the
+	// index, and what is built from it, would still lack its people).
+	indexed   map[string]time.Time
 	overrides map[string]*Override
 	// fullEvery makes an incremental sync read a source in full when its
 	// last full read is older (set by Run; zero means never).
@@ -134,6 +139,7 @@ func New(sources []Source, st Store, log *slog.Logger) (*Directory, error) {
 		now:       time.Now,
 		people:    map[string]map[string]*Person{},
 		state:     map[string]*sourceState{},
+		indexed:   map[string]time.Time{},
 		overrides: map[string]*Override{},
 		errors:    map[string]error{},
 	}
@@ -151,8 +157,18 @@ func New(sources []Source, st Store, log *slog.Logger) (*Directory, error) {
 	}
 	d.mu.Lock()
 	d.rebuild()
+	d.markIndexed()
 	d.mu.Unlock()
 	return d, nil
+}
+
+// markIndexed records that the index reflects every source's state. The
+// caller holds mu and has just rebuilt the index, or found nothing to
+// rebuild.
+func (d *Directory) markIndexed() {
+	for name, st := range d.state {
+		d.indexed[name] = st.LastFull
+	}
 }
 
 func (d *Directory) load() error {
@@ -372,6 +388,7 @@ func (d *Directory) sync(ctx context.Context, sources []Source, full bool, progr
 	if changed {
 		d.rebuild()
 	}
+	d.markIndexed()
 	if d.metrics != nil {
 		d.metrics.observeSync(results)
 	}
@@ -568,7 +585,9 @@ func (d *Directory) Overrides() []Override {
 
 // Health is the sync state of one source, for /readyz and the admin.
 type Health struct {
-	Source   string    `json:"source"`
+	Source string `json:"source"`
+	// LastFull is the last full read the index reflects (zero until the
+	// first one is in it).
 	LastFull time.Time `json:"last_full"`
 	LastSync time.Time `json:"last_sync"`
 	People   int       `json:"people"`
@@ -582,7 +601,7 @@ func (d *Directory) Health() []Health {
 	var out []Health
 	for _, s := range d.sources {
 		st := d.state[s.Name()]
-		h := Health{Source: s.Name(), LastFull: st.LastFull, LastSync: st.LastSync, People: len(d.people[s.Name()])}
+		h := Health{Source: s.Name(), LastFull: d.indexed[s.Name()], LastSync: st.LastSync, People: len(d.people[s.Name()])}
 		if err := d.errors[s.Name()]; err != nil {
 			h.Error = err.Error()
 		}

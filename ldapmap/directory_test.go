@@ -304,3 +304,54 @@ func TestDirectoryResolveJID(t *testing.T) {
 		}
 	}
 }
+
+// pausingOverrides is a store whose overrides reads can be held: a sync
+// reads them after applying its sources and before rebuilding the index.
+type pausingOverrides struct {
+	*store.DB
+	hold    chan struct{} // closed to release; nil never holds
+	reached chan struct{}
+}
+
+func (p *pausingOverrides) ForEach(bucket string, fn func(string, []byte) error) error {
+	if bucket == bucketOverrides && p.hold != nil {
+		close(p.reached)
+		<-p.hold
+	}
+	return p.DB.ForEach(bucket, fn)
+}
+
+// Health calls a source synced only once its people are in the index:
+// readiness (and the calendar routes built from the index) must not see a
+// synced directory that still resolves nobody.
+func TestHealthWaitsForTheIndex(t *testing.T) {
+	st, err := store.Open(filepath.Join(t.TempDir(), "state.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	ps := &pausingOverrides{DB: st}
+	src := &fakeSource{name: "f", full: snapshot(person("f", "cn=bob", "bob@chat", "bob@example.com"))}
+	d, err := New([]Source{src}, ps, quietLog())
+	if err != nil {
+		t.Fatal(err)
+	}
+	ps.hold, ps.reached = make(chan struct{}), make(chan struct{})
+	done := make(chan error)
+	go func() {
+		_, err := d.SyncFull(context.Background(), nil)
+		done <- err
+	}()
+	<-ps.reached // bob applied, the index not yet rebuilt
+	if h := d.Health(); !h[0].LastFull.IsZero() {
+		t.Errorf("health says synced at %v while the index has nobody (resolve: %v)", h[0].LastFull, d.Resolve("bob@example.com").Status)
+	}
+	close(ps.hold)
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+	if h := d.Health(); h[0].LastFull.IsZero() {
+		t.Error("health says never synced after the sync")
+	}
+	checkResolve(t, d, []want{{query: "bob@example.com", status: StatusResolved, jid: "bob@chat"}})
+}
