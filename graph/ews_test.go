@@ -411,16 +411,30 @@ func TestEWSServerBusyHoldsAll(t *testing.T) {
 		_, err := src.Schedules(ctx, []string{"alice@example.com"}, at(8, 0), at(17, 0))
 		done <- err
 	}()
-	// Wait until the busy answer was given, then ask for mail tips.
-	for len(fake.Requests()) == 0 {
-		time.Sleep(5 * time.Millisecond)
+	// Wait until the client holds requests back (BackOff is counted once
+	// the pause is set), then ask for mail tips. The fake stamps each
+	// request when it arrives; the pause starts after the busy answer, so
+	// the mail tips may arrive no sooner than the back-off after it.
+	for src.Stats().BackOff == 0 {
+		time.Sleep(time.Millisecond)
 	}
-	start := time.Now()
 	if _, err := src.AutoReplies(ctx, []string{"alice@example.com"}); err != nil {
 		t.Fatal(err)
 	}
-	if took := time.Since(start); took < 200*time.Millisecond {
-		t.Errorf("the mail tips request went out after %s, within the back-off", took)
+	var busy, tips time.Time
+	for _, r := range fake.Requests() {
+		switch {
+		case r.Operation == "GetUserAvailability" && busy.IsZero():
+			busy = r.Time
+		case r.Operation == "GetMailTips":
+			tips = r.Time
+		}
+	}
+	if busy.IsZero() || tips.IsZero() {
+		t.Fatalf("requests %+v: want the busy availability request and mail tips", fake.Requests())
+	}
+	if gap := tips.Sub(busy); gap < 300*time.Millisecond {
+		t.Errorf("the mail tips request arrived %s after the busy answer, within the 300ms back-off", gap)
 	}
 	if err := <-done; err != nil {
 		t.Fatal(err)
