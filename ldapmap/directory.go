@@ -127,6 +127,8 @@ type Directory struct {
 	onRebuild func(*Index)
 
 	index atomic.Pointer[Index]
+	// generation counts the index swaps (Generation).
+	generation atomic.Uint64
 }
 
 // New makes a Directory over the sources and loads what the store holds,
@@ -261,6 +263,7 @@ func (d *Directory) rebuild() {
 	}
 	ix := buildIndex(in, d.overrides)
 	old := d.index.Swap(ix)
+	d.generation.Add(1) // after the swap: whoever sees it, sees ix
 	d.logConflicts(old, ix)
 	if d.onRebuild != nil {
 		d.onRebuild(ix)
@@ -316,6 +319,10 @@ func (d *Directory) OnRebuild(fn func(*Index)) {
 
 // Index returns the current index.
 func (d *Directory) Index() *Index { return d.index.Load() }
+
+// Generation changes whenever the index does (a sync, an override), so
+// answers built from resolutions can be reused while it stays the same.
+func (d *Directory) Generation() uint64 { return d.generation.Load() }
 
 // Resolve answers for one address from the current index.
 func (d *Directory) Resolve(addr string) Resolution { return d.index.Load().Resolve(addr) }

@@ -355,3 +355,38 @@ func TestHealthWaitsForTheIndex(t *testing.T) {
 	}
 	checkResolve(t, d, []want{{query: "bob@example.com", status: StatusResolved, jid: "bob@chat"}})
 }
+
+// TestGenerationFollowsTheIndex: Generation moves with every new index
+// (sync, override), and a resolution read after seeing it is the new
+// index's (the web server keys its kept answers on it).
+func TestGenerationFollowsTheIndex(t *testing.T) {
+	st, err := store.Open(filepath.Join(t.TempDir(), "state.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	src := &fakeSource{name: "f", full: snapshot(person("f", "cn=bob", "bob@chat", "bob@example.com"))}
+	d, err := New([]Source{src}, st, quietLog())
+	if err != nil {
+		t.Fatal(err)
+	}
+	g := d.Generation()
+	if r := d.Resolve("bob@example.com"); r.Status == StatusResolved {
+		t.Fatalf("bob resolved before any sync: %+v", r)
+	}
+	if _, err := d.SyncFull(context.Background(), nil); err != nil {
+		t.Fatal(err)
+	}
+	if d.Generation() == g {
+		t.Error("a full sync left the generation")
+	}
+	checkResolve(t, d, []want{{query: "bob@example.com", status: StatusResolved, jid: "bob@chat"}})
+	g = d.Generation()
+	if _, err := d.SetOverride(Override{Address: "bob@example.com", JID: "robert@chat"}); err != nil {
+		t.Fatal(err)
+	}
+	if d.Generation() == g {
+		t.Error("an override left the generation")
+	}
+	checkResolve(t, d, []want{{query: "bob@example.com", status: StatusResolved, jid: "robert@chat"}})
+}

@@ -178,28 +178,36 @@ func (s *Server) getPresence(w http.ResponseWriter, r *http.Request, c *Caller) 
 		writeError(w, http.StatusBadRequest, "bad_request", "give exactly one email parameter")
 		return
 	}
-	out, code := render(s.backend.Lookup(email), c)
-	bp := getBuf()
-	defer putBuf(bp)
-	b := *bp
-	if out.Error != nil {
-		b = append(b, `{"error":`...)
-		b = appendAPIError(b, out.Error)
-		b = append(b, '}')
-	} else {
-		var err error
-		if b, err = appendPresence(b, &out); err != nil {
-			// A time encoding/json cannot write either: its answer.
-			w.Header()["Cache-Control"] = hdrPrivateNone
-			writeJSON(w, code, out)
-			return
+	now := time.Now()
+	key := answerKey{email: email, visibility: c.Visibility, directory: c.Directory}
+	a, version, ok := s.answers.get(key, now)
+	if !ok {
+		out, code := render(s.backend.Lookup(email), c)
+		bp := getBuf()
+		defer putBuf(bp)
+		b := *bp
+		if out.Error != nil {
+			b = append(b, `{"error":`...)
+			b = appendAPIError(b, out.Error)
+			b = append(b, '}')
+		} else {
+			var err error
+			if b, err = appendPresence(b, &out); err != nil {
+				// A time encoding/json cannot write either: its answer.
+				w.Header()["Cache-Control"] = hdrPrivateNone
+				writeJSON(w, code, out)
+				return
+			}
 		}
-		w.Header()["Cache-Control"] = hdrPrivateNone
+		*bp = append(b, '\n')
+		a = &answer{code: code, body: *bp}
+		s.answers.put(key, version, now, code, *bp)
 	}
-	*bp = append(b, '\n')
-	w.Header()["Content-Type"] = hdrJSON
-	w.WriteHeader(code)
-	_, _ = w.Write(*bp) // the client went away; nothing to tell it
+	h := w.Header()
+	h["Cache-Control"] = hdrPrivateNone
+	h["Content-Type"] = hdrJSON
+	w.WriteHeader(a.code)
+	_, _ = w.Write(a.body) // the client went away; nothing to tell it
 }
 
 // maxFastParams bounds the queries queryParam reads itself; longer ones

@@ -66,6 +66,7 @@ type Server struct {
 	hub       *hub
 	stop      func()
 	kopanoGet http.HandlerFunc
+	answers   *answerCache // rendered single lookups
 	handler   http.Handler // mux behind CORS, built once
 	streamsMu sync.Mutex
 	streams   map[string]int // open SSE streams per caller
@@ -84,7 +85,7 @@ func New(opts Options, backend Backend, ready ReadyFunc, reg prometheus.Register
 	if err != nil {
 		return nil, err
 	}
-	s := &Server{opts: opts, backend: backend, ready: ready, keys: keys, streams: map[string]int{},
+	s := &Server{opts: opts, backend: backend, ready: ready, keys: keys, streams: map[string]int{}, answers: newAnswerCache(backend),
 		anonymous: map[string]bool{}, origins: map[string]bool{},
 		limits: limiters{rate: rate.Limit(opts.RatePerSecond), burst: max(opts.Burst, 1), m: map[string]*limiterEntry{}}}
 	for _, g := range opts.Anonymous {

@@ -26,6 +26,17 @@ type backend struct {
 // Lookup implements web.Backend.
 func (b backend) Lookup(email string) web.Entry { return b.entry(b.dir.Resolve(email)) }
 
+// Version lets the web server reuse rendered answers until the directory
+// or a presence changes. Both counters only grow, so their sum changes
+// whenever either does.
+func (b backend) Version() uint64 {
+	v := b.dir.Generation()
+	if b.presence != nil {
+		v += b.presence.Version()
+	}
+	return v
+}
+
 // LookupJID implements web.Backend: the person of the addresses that
 // resolve to the JID; Email is the one that stands for it.
 func (b backend) LookupJID(jid string) web.Entry { return b.entry(b.dir.ResolveJID(jid)) }

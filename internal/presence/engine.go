@@ -13,6 +13,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/presencegw/presencegw/rules"
@@ -60,6 +61,10 @@ type Engine struct {
 	mailboxes map[string]*mailbox
 	subs      map[chan Change]struct{}
 	metrics   *metrics
+	// version counts the changes to what Lookup and Chat answer (a
+	// presence, a chat presence, a mailbox added or dropped); bumped under
+	// mu, read without it.
+	version atomic.Uint64
 }
 
 // mailbox is one tracked mailbox. Its fields are guarded by Engine.mu.
@@ -161,6 +166,7 @@ func (e *Engine) mailbox(id string) *mailbox {
 	if !ok {
 		m = &mailbox{id: k}
 		e.mailboxes[k] = m
+		e.version.Add(1)
 	}
 	return m
 }
@@ -184,6 +190,7 @@ func (e *Engine) Track(ids []string) {
 				m.timer.Stop()
 			}
 			delete(e.mailboxes, k)
+			e.version.Add(1)
 		}
 	}
 	for k := range want {
@@ -260,6 +267,7 @@ func (e *Engine) SetChat(id string, chat rules.Chat) {
 	defer e.mu.Unlock()
 	m := e.mailbox(id)
 	m.chat = chat
+	e.version.Add(1) // the chat part of a lookup, changed or not
 	e.update(m)
 }
 
@@ -284,6 +292,12 @@ func (e *Engine) SetOptOut(id string, optOut bool) error {
 	e.update(m)
 	return nil
 }
+
+// Version changes whenever an answer of Lookup or Chat may have changed,
+// except for the stale flag, which turns with time alone: answers built
+// from them can be reused while it stays the same. It is read without
+// the engine's lock, so asking costs one atomic load.
+func (e *Engine) Version() uint64 { return e.version.Load() }
 
 // Chat is a mailbox's live chat presence as last recorded by SetChat.
 func (e *Engine) Chat(id string) rules.Chat {
@@ -310,6 +324,7 @@ func (e *Engine) update(m *mailbox) {
 	out := e.derive(m, now)
 	if !sameOutput(out, m.out) {
 		m.out, m.changed = out, now
+		e.version.Add(1)
 		e.emit(Change{Mailbox: m.id, Output: out, At: now})
 	} else {
 		m.out.Next = out.Next

@@ -372,3 +372,46 @@ func TestChatCopy(t *testing.T) {
 		t.Error("Chat shares its slice with the engine")
 	}
 }
+
+// TestVersion: the version moves with every change a lookup could show
+// (presence, chat presence, a mailbox added or dropped) and stays with a
+// poll that changes nothing, so the web server's kept answers last
+// between changes.
+func TestVersion(t *testing.T) {
+	e, _ := newEngine(t, Options{})
+	now := time.Now()
+	meeting := []rules.Event{{Start: now.Add(-time.Minute), End: now.Add(time.Hour), ShowAs: rules.ShowBusy}}
+	last := e.Version()
+	steps := []struct {
+		name  string
+		do    func()
+		moves bool
+	}{
+		{"a mailbox tracked", func() { e.Track([]string{"alice@example.com"}) }, true},
+		{"tracked again", func() { e.Track([]string{"alice@example.com"}) }, false},
+		{"a meeting now", func() {
+			e.applySchedules([]rules.MailboxFacts{{Mailbox: "alice@example.com", Location: time.UTC, Events: meeting}}, now)
+		}, true},
+		{"the same facts polled again", func() {
+			e.applySchedules([]rules.MailboxFacts{{Mailbox: "alice@example.com", Location: time.UTC, Events: meeting}}, now.Add(time.Second))
+		}, false},
+		{"chat presence", func() {
+			e.SetChat("alice@example.com", rules.Chat{Known: true, Resources: []rules.Resource{{Name: "pc", Status: "coding"}}})
+		}, true},
+		{"a chat status that leaves the state as it was", func() {
+			e.SetChat("alice@example.com", rules.Chat{Known: true, Resources: []rules.Resource{{Name: "pc", Status: "lunch soon"}}})
+		}, true},
+		{"the meeting cancelled", func() {
+			e.applySchedules([]rules.MailboxFacts{{Mailbox: "alice@example.com", Location: time.UTC}}, now.Add(2*time.Second))
+		}, true},
+		{"the mailbox dropped", func() { e.Track(nil) }, true},
+	}
+	for _, st := range steps {
+		st.do()
+		v := e.Version()
+		if moved := v != last; moved != st.moves {
+			t.Errorf("%s: version %d → %d, want moved=%v", st.name, last, v, st.moves)
+		}
+		last = v
+	}
+}
