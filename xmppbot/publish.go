@@ -106,6 +106,8 @@ type publisher struct {
 	unsaved   map[string]bool
 	conn      *conn
 	wake      chan struct{}
+	// seen is the engine version resync last read up to (follow's own).
+	seen uint64
 }
 
 func newPublisher(b *Bot, st Store) (*publisher, error) {
@@ -133,7 +135,8 @@ func (p *publisher) follow(ctx context.Context, changes <-chan presence.Change) 
 	flush := time.NewTicker(time.Second)
 	defer flush.Stop()
 	// The engine drops changes a subscriber has no room for (a large
-	// shared boundary): re-reading everyone now and then repairs that.
+	// shared boundary) and reports none for what moves ahead only:
+	// re-reading who changed, every resyncInterval, covers both.
 	resync := time.NewTicker(resyncInterval)
 	defer resync.Stop()
 	for {
@@ -154,16 +157,33 @@ func (p *publisher) follow(ctx context.Context, changes <-chan presence.Change) 
 	}
 }
 
-// resyncInterval is how often every tracked person's state is re-read.
-// It is also how late a calendar change that leaves the current state
-// alone (a meeting added, moved or cancelled ahead) reaches the scheduled
-// overlay: the engine emits no change for it.
-var resyncInterval = 5 * time.Second
+// resyncInterval is how often the people whose state or calendar changed
+// are re-read. It is how late a calendar change that leaves the current
+// state alone (a meeting added, moved or cancelled ahead) reaches the
+// scheduled overlay, since the engine emits no change for it, and how
+// late a change the engine dropped for lack of room is published.
+var resyncInterval = time.Second
 
-// resync wishes every tracked person's current state; unchanged wishes
-// cost nothing (enqueue skips what the server already holds).
+// changeLister is the engine's record of what changed
+// (presence.Engine.ChangedSince): with it a re-read costs a scan of
+// version stamps and covers only the people who changed; without it every
+// tracked person is re-read.
+type changeLister interface {
+	ChangedSince(version uint64) (ids []string, now uint64)
+}
+
+// resync wishes the current state of everyone who changed since the last
+// resync (of everyone, the first time or with an engine that cannot say);
+// unchanged wishes cost nothing (enqueue skips what the server already
+// holds). Only follow calls it.
 func (p *publisher) resync() {
-	for _, mb := range p.bot.engine.Mailboxes() {
+	var mbs []string
+	if cl, ok := p.bot.engine.(changeLister); ok {
+		mbs, p.seen = cl.ChangedSince(p.seen)
+	} else {
+		mbs = p.bot.engine.Mailboxes()
+	}
+	for _, mb := range mbs {
 		if out, ok := p.bot.engine.Get(mb); ok {
 			p.wish(mb, out)
 		}

@@ -61,9 +61,9 @@ type Engine struct {
 	mailboxes map[string]*mailbox
 	subs      map[chan Change]struct{}
 	metrics   *metrics
-	// version counts the changes to what Lookup and Chat answer (a
-	// presence, a chat presence, a mailbox added or dropped); bumped under
-	// mu, read without it.
+	// version counts the changes to what Lookup, Chat and Next answer (a
+	// presence, a chat presence, facts that move what is ahead, a mailbox
+	// added or dropped); bumped under mu, read without it.
 	version atomic.Uint64
 }
 
@@ -87,6 +87,10 @@ type mailbox struct {
 	out     rules.Output
 	changed time.Time // when out last changed
 	timer   *time.Timer
+	// stamp is the engine's version at the mailbox's last change: its
+	// presence, chat presence, or facts that move what is ahead
+	// (ChangedSince).
+	stamp uint64
 }
 
 // Options tune the engine and its poller.
@@ -166,7 +170,7 @@ func (e *Engine) mailbox(id string) *mailbox {
 	if !ok {
 		m = &mailbox{id: k}
 		e.mailboxes[k] = m
-		e.version.Add(1)
+		e.touch(m)
 	}
 	return m
 }
@@ -194,7 +198,10 @@ func (e *Engine) Track(ids []string) {
 		}
 	}
 	for k := range want {
-		e.mailbox(k).tracked = true
+		if m := e.mailbox(k); !m.tracked {
+			m.tracked = true
+			e.touch(m) // newly polled: readers of ChangedSince learn of it
+		}
 	}
 }
 
@@ -267,7 +274,7 @@ func (e *Engine) SetChat(id string, chat rules.Chat) {
 	defer e.mu.Unlock()
 	m := e.mailbox(id)
 	m.chat = chat
-	e.version.Add(1) // the chat part of a lookup, changed or not
+	e.touch(m) // the chat part of a lookup, changed or not
 	e.update(m)
 }
 
@@ -291,6 +298,32 @@ func (e *Engine) SetOptOut(id string, optOut bool) error {
 	m.optOut = optOut
 	e.update(m)
 	return nil
+}
+
+// touch records a change of m; the caller holds e.mu.
+func (e *Engine) touch(m *mailbox) { m.stamp = e.version.Add(1) }
+
+// ChangedSince lists the tracked mailboxes changed after version (as
+// Version returned it): a new presence or chat presence, or new facts that
+// may move what Next foresees while the presence now stays (a meeting
+// added, moved or cancelled ahead, which Subscribe does not report). It
+// also returns the version to ask with next time. A change a subscriber
+// had no room for shows here too, so a reader that keeps its version
+// misses nothing, at the cost of a scan of stamps instead of re-deriving
+// everyone.
+func (e *Engine) ChangedSince(version uint64) (ids []string, now uint64) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	now = e.version.Load()
+	if now == version {
+		return nil, now
+	}
+	for _, m := range e.mailboxes {
+		if m.tracked && m.stamp > version {
+			ids = append(ids, m.id)
+		}
+	}
+	return ids, now
 }
 
 // Version changes whenever an answer of Lookup or Chat may have changed,
@@ -324,7 +357,7 @@ func (e *Engine) update(m *mailbox) {
 	out := e.derive(m, now)
 	if !sameOutput(out, m.out) {
 		m.out, m.changed = out, now
-		e.version.Add(1)
+		e.touch(m)
 		e.emit(Change{Mailbox: m.id, Output: out, At: now})
 	} else {
 		m.out.Next = out.Next
@@ -427,6 +460,9 @@ func (e *Engine) applySchedules(facts []rules.MailboxFacts, at time.Time) {
 			continue
 		}
 		m.err, m.errUntil = nil, time.Time{}
+		if !sameEvents(m.events, f.Events) || f.Location != nil && (m.loc == nil || m.loc.String() != f.Location.String()) {
+			e.touch(m) // what is ahead may have moved
+		}
 		m.events = f.Events
 		if f.Location != nil {
 			m.loc = f.Location
@@ -451,8 +487,26 @@ func (e *Engine) applyAutoReplies(facts []rules.MailboxFacts, at time.Time) {
 			continue
 		}
 		m.replyErrUntil = time.Time{}
+		if !sameAutoReply(m.autoReply, f.AutoReply) {
+			e.touch(m)
+		}
 		m.autoReply = f.AutoReply
 		m.repliesFetched = at
 		e.update(m)
 	}
+}
+
+// sameEvents reports whether two reads of a calendar hold the same events,
+// times compared as instants.
+func sameEvents(a, b []rules.Event) bool {
+	return slices.EqualFunc(a, b, func(x, y rules.Event) bool {
+		return x.Start.Equal(y.Start) && x.End.Equal(y.End) && x.ShowAs == y.ShowAs && x.AllDay == y.AllDay &&
+			x.Private == y.Private && x.Cancelled == y.Cancelled && x.Subject == y.Subject && x.Location == y.Location
+	})
+}
+
+// sameAutoReply reports whether two reads of an out-of-office setting are
+// the same, times compared as instants.
+func sameAutoReply(a, b rules.AutoReply) bool {
+	return a.Status == b.Status && a.Start.Equal(b.Start) && a.End.Equal(b.End) && a.Message == b.Message
 }

@@ -7,6 +7,7 @@ import (
 	"io"
 	"log/slog"
 	"path/filepath"
+	"slices"
 	"sort"
 	"strings"
 	"sync"
@@ -413,5 +414,74 @@ func TestVersion(t *testing.T) {
 			t.Errorf("%s: version %d → %d, want moved=%v", st.name, last, v, st.moves)
 		}
 		last = v
+	}
+}
+
+// TestChangedSince: the mailboxes whose presence or facts changed since a
+// version, including a meeting added or cancelled ahead, which changes
+// nothing now and so is no Change.
+func TestChangedSince(t *testing.T) {
+	e, _ := newEngine(t, Options{})
+	ch, stop := e.Subscribe(16)
+	defer stop()
+	now := time.Now()
+	tomorrow := []rules.Event{{Start: now.Add(24 * time.Hour), End: now.Add(25 * time.Hour), ShowAs: rules.ShowBusy, Subject: "Review"}}
+	poll := func(alice []rules.Event) {
+		e.applySchedules([]rules.MailboxFacts{{Mailbox: "alice@example.com", Location: time.UTC, Events: alice},
+			{Mailbox: "bob@example.com", Location: time.UTC}}, time.Now())
+	}
+	e.Track([]string{"alice@example.com", "bob@example.com"})
+	poll(nil)
+	ids, v := e.ChangedSince(0)
+	slices.Sort(ids)
+	if !slices.Equal(ids, []string{"alice@example.com", "bob@example.com"}) {
+		t.Errorf("since 0: %q, want both", ids)
+	}
+	drain := func() (n int) {
+		for {
+			select {
+			case <-ch:
+				n++
+			default:
+				return n
+			}
+		}
+	}
+	drain()
+	steps := []struct {
+		name string
+		do   func()
+		want []string
+	}{
+		{"the same facts again", func() { poll(nil) }, nil},
+		{"a meeting added tomorrow", func() { poll(tomorrow) }, []string{"alice@example.com"}},
+		{"polled again unchanged", func() { poll(tomorrow) }, nil},
+		{"the meeting moved", func() {
+			moved := slices.Clone(tomorrow)
+			moved[0].Start = moved[0].Start.Add(time.Hour)
+			poll(moved)
+		}, []string{"alice@example.com"}},
+		{"the meeting cancelled", func() { poll(nil) }, []string{"alice@example.com"}},
+		{"out of office scheduled for next week", func() {
+			e.applyAutoReplies([]rules.MailboxFacts{{Mailbox: "bob@example.com", AutoReply: rules.AutoReply{Status: rules.AutoReplyScheduled,
+				Start: now.Add(7 * 24 * time.Hour), End: now.Add(8 * 24 * time.Hour), Message: "Away"}}}, time.Now())
+		}, []string{"bob@example.com"}},
+		{"an untracked mailbox's chat presence", func() {
+			e.SetChat("carol@example.com", rules.Chat{Known: true, Resources: []rules.Resource{{Name: "pc"}}})
+		}, nil},
+		{"a tracked one's chat presence", func() {
+			e.SetChat("bob@example.com", rules.Chat{Known: true, Resources: []rules.Resource{{Name: "pc"}}})
+		}, []string{"bob@example.com"}},
+	}
+	for _, st := range steps {
+		st.do()
+		var got []string
+		got, v = e.ChangedSince(v)
+		if !slices.Equal(got, st.want) {
+			t.Errorf("%s: changed %q, want %q", st.name, got, st.want)
+		}
+		if n := drain(); !strings.Contains(st.name, "chat") && n != 0 {
+			t.Errorf("%s: %d changes on Subscribe; only a change of presence now is one", st.name, n)
+		}
 	}
 }
