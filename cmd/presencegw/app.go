@@ -197,6 +197,7 @@ func serveConfig(ctx context.Context, cfg *config.Config, demo bool, listen stri
 	if listen == "" {
 		listen = a.cfg.Listen
 	}
+	keepGCHeadroom()
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	if err := a.dir.RegisterMetrics(reg); err != nil {

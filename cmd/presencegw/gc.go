@@ -1,0 +1,71 @@
+package main
+
+import (
+	"os"
+	"runtime"
+	"runtime/debug"
+	"runtime/metrics"
+	"sync"
+	"sync/atomic"
+)
+
+// gcHeadroom is how far the heap may grow past what the last collection
+// left before the next one, at least. Go's default (GOGC=100) lets it
+// double, with a floor of 4 MiB: a gateway whose live heap is a few MiB
+// (a small directory, the demo) then collects dozens of times a second
+// under HTTP load (net/http allocates some 3 KB per request), which cost
+// 6-8 % of its requests per second in scripts/bench-http. With 32 MiB of
+// headroom it collects a tenth as often; a heap that lives on more than
+// 32 MiB keeps Go's default, so large directories pay nothing.
+const gcHeadroom = 32 << 20
+
+var gcTuneOnce sync.Once
+
+// keepGCHeadroom sets the collector's target after every collection so
+// that the next one comes no earlier than gcHeadroom of allocation. An
+// operator's GOGC or GOMEMLIMIT turns it off: their choice stands.
+func keepGCHeadroom() {
+	gcTuneOnce.Do(func() {
+		if os.Getenv("GOGC") != "" || os.Getenv("GOMEMLIMIT") != "" {
+			return
+		}
+		tuneGCEachCycle(gcHeadroom) // for the life of the process
+	})
+}
+
+// gcSentinel is allocated for the collector to free: its cleanup runs
+// once per collection. It holds a pointer so it does not come from the
+// tiny allocator, whose blocks are freed late.
+type gcSentinel struct{ _ *byte }
+
+// tuneGCEachCycle re-tunes the GC percentage after each collection, from
+// the heap it left live, until stop is called.
+func tuneGCEachCycle(headroom uint64) (stop func()) {
+	var stopped atomic.Bool
+	sample := []metrics.Sample{{Name: "/gc/heap/live:bytes"}}
+	var arm func()
+	arm = func() {
+		runtime.AddCleanup(&gcSentinel{}, func(struct{}) {
+			if stopped.Load() {
+				return
+			}
+			metrics.Read(sample)
+			if sample[0].Value.Kind() == metrics.KindUint64 {
+				debug.SetGCPercent(gcPercentFor(sample[0].Value.Uint64(), headroom))
+			}
+			arm()
+		}, struct{}{})
+	}
+	arm()
+	return func() { stopped.Store(true) }
+}
+
+// gcPercentFor is the GOGC that puts the next collection headroom past a
+// live heap of live bytes, and never below Go's default of 100.
+func gcPercentFor(live, headroom uint64) int {
+	const maxPercent = 100_000 // a live heap of next to nothing
+	if live == 0 {
+		return maxPercent
+	}
+	return int(min(max(headroom*100/live, 100), maxPercent))
+}
