@@ -8,6 +8,10 @@ import (
 	"time"
 )
 
+// The test binary runs serveConfig many times; its process-wide tuner
+// would re-tune the GC under TestGCTunedEachCycle. Spend its once here.
+func init() { gcTuneOnce.Do(func() {}) }
+
 func TestGCPercentFor(t *testing.T) {
 	const mib = 1 << 20
 	tests := []struct {
