@@ -225,10 +225,23 @@ func (a *addin) serveFile(w http.ResponseWriter, r *http.Request, name string) {
 func acceptsGzip(r *http.Request) bool {
 	for _, v := range r.Header.Values("Accept-Encoding") {
 		for _, e := range strings.Split(v, ",") {
-			name, q, _ := strings.Cut(strings.TrimSpace(e), ";")
-			if strings.EqualFold(strings.TrimSpace(name), "gzip") && strings.ReplaceAll(strings.TrimSpace(q), " ", "") != "q=0" {
+			name, params, _ := strings.Cut(e, ";")
+			if strings.EqualFold(strings.TrimSpace(name), "gzip") && !zeroWeight(params) {
 				return true
 			}
+		}
+	}
+	return false
+}
+
+// zeroWeight reports whether a coding's parameters weigh it q=0, in any
+// spelling RFC 9110 allows (0, 0.0, 0.000, Q=0): the client refuses it.
+func zeroWeight(params string) bool {
+	for _, p := range strings.Split(params, ";") {
+		k, v, ok := strings.Cut(p, "=")
+		if ok && strings.EqualFold(strings.TrimSpace(k), "q") {
+			q, err := strconv.ParseFloat(strings.TrimSpace(v), 64)
+			return err == nil && q == 0
 		}
 	}
 	return false

@@ -268,7 +268,7 @@ func newAddinMust(t *testing.T) *addin {
 }
 
 // TestAcceptsGzip: gzip is sent when the client lists it, in any case,
-// with any weight but zero.
+// with any weight but zero (however it is written).
 func TestAcceptsGzip(t *testing.T) {
 	for _, tt := range []struct {
 		header []string
@@ -279,6 +279,11 @@ func TestAcceptsGzip(t *testing.T) {
 		{[]string{"identity", "GZip"}, true},
 		{[]string{"deflate, gzip ; q=0"}, false},
 		{[]string{"gzip;q = 0"}, false},
+		{[]string{"gzip;q=0.0"}, false},
+		{[]string{"gzip; Q=0.000"}, false},
+		{[]string{"gzip;q=0.001"}, true},
+		{[]string{"gzip;level=1;q=0"}, false},
+		{[]string{"gzip;q=bogus"}, true}, // a weight we cannot read refuses nothing
 		{[]string{"x-gzip, br"}, false},
 	} {
 		r := httptest.NewRequest("GET", "/addin/taskpane.js", nil)
