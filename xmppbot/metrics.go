@@ -57,8 +57,11 @@ func (m *metrics) setMechanism(name string) {
 
 // RegisterMetrics adds the component's series to reg.
 func (b *Bot) RegisterMetrics(reg prometheus.Registerer) error {
+	scheduled := prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "presencegw_xmpp_scheduled_overlays",
+		Help: "Calendar states the server holds to apply at their start (scheduled overlays not yet due)."},
+		func() float64 { return float64(b.pub.pendingScheduled()) })
 	for _, c := range []prometheus.Collector{b.met.connected, b.met.reconnects, b.met.privilege,
-		b.met.presences, b.met.online, b.met.requests, b.met.queue, b.met.mechanism} {
+		b.met.presences, b.met.online, b.met.requests, b.met.queue, b.met.mechanism, scheduled} {
 		if err := reg.Register(c); err != nil {
 			return err
 		}

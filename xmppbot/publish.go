@@ -250,6 +250,20 @@ func (p *publisher) held(j string, now time.Time) (overlay, bool) {
 	return h, ok
 }
 
+// pendingScheduled counts the scheduled overlays the server accepted and
+// has not applied yet (their since is ahead).
+func (p *publisher) pendingScheduled() int {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	now, n := p.now(), 0
+	for _, s := range p.haveNext {
+		if s.Since.After(now) {
+			n++
+		}
+	}
+	return n
+}
+
 // request is one overlay request: j's overlay set (set) or cleared, or
 // with next its scheduled overlay set or cancelled.
 type request struct {

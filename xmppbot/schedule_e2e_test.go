@@ -83,9 +83,15 @@ func TestScheduledOverlays(t *testing.T) {
 				mark := bob.Mark()
 				w.meeting("alice", start, end)
 				schedWaitRequests(t, reg, "schedule", 1, start.Add(-time.Second))
+				if n := bpGauge(reg, "presencegw_xmpp_scheduled_overlays"); n != 1 {
+					t.Errorf("scheduled overlays pending before the start: %v, want 1", n)
+				}
 				sets := schedRequests(reg, "set")
 				busy := shown{Show: "dnd", Status: "In a meeting until " + end.UTC().Format("15:04")}
 				seen := waitView(t, bob, jid["alice"], busy, time.Until(start)+5*time.Second)
+				if n := bpGauge(reg, "presencegw_xmpp_scheduled_overlays"); n != 0 {
+					t.Errorf("scheduled overlays pending after the start: %v, want 0 (applied)", n)
+				}
 				first := schedFirstDND(bob, mark, jid["alice"])
 				if d := first.Sub(start); d < -50*time.Millisecond || d > time.Second {
 					t.Errorf("bob received alice's dnd %v after the meeting start, want within 1 s (every client rule shows it at %v)", d, seen.Sub(start))
