@@ -442,8 +442,14 @@ func (p *prosody) start() error {
 	}
 }
 
-// stop sends SIGTERM and waits, with SIGKILL after stopTimeout. It is a
-// no-op when Prosody is not running.
+// prosodyStopTimeout is how long stop waits after SIGTERM before SIGKILL.
+// Prosody closes every session gracefully before it exits and has once
+// taken over 10 s doing so on a loaded machine after a test whose
+// assertions had all passed; a Prosody that hangs still fails the test.
+const prosodyStopTimeout = 30 * time.Second
+
+// stop sends SIGTERM and waits, with SIGKILL after prosodyStopTimeout. It
+// is a no-op when Prosody is not running.
 func (p *prosody) stop() error {
 	p.mu.Lock()
 	cmd, done := p.cmd, p.done
@@ -458,10 +464,10 @@ func (p *prosody) stop() error {
 		_ = cmd.Process.Signal(syscall.SIGTERM)
 		select {
 		case <-done:
-		case <-time.After(stopTimeout):
+		case <-time.After(prosodyStopTimeout):
 			_ = cmd.Process.Kill()
 			<-done
-			err = fmt.Errorf("prosody (pid %d) ignored SIGTERM for %v and was killed", cmd.Process.Pid, stopTimeout)
+			err = fmt.Errorf("prosody (pid %d) ignored SIGTERM for %v and was killed; its log:\n%s", cmd.Process.Pid, prosodyStopTimeout, p.log())
 		}
 	}
 	p.mu.Lock()
