@@ -218,7 +218,8 @@ func (e *countingEngine) Get(id string) (rules.Output, bool) {
 
 // TestPublisherResyncReadsOnlyChanged: the periodic re-read reads
 // everyone once, then only the people the engine says changed since (a
-// pass over 10,000 people re-derived each was 168 ms of CPU).
+// pass over 10,000 people re-derived each was 168 ms of CPU), and everyone
+// again a fullResyncInterval later.
 func TestPublisherResyncReadsOnlyChanged(t *testing.T) {
 	rec := &recorder{held: map[string]overlay{}}
 	b, _ := publisherBot(t, 1000, 1000, rec)
@@ -239,6 +240,11 @@ func TestPublisherResyncReadsOnlyChanged(t *testing.T) {
 			eng.SetChat("stranger@example.com", rules.Chat{Known: true, Resources: []rules.Resource{{Name: "pc"}}})
 		}, tracked + 1},
 		{"nothing since: nobody", nil, tracked + 1},
+		// Everyone the engine holds, the stranger with a chat presence too.
+		{"a minute after the last full re-read: everyone", func() {
+			b.pub.lastFull = b.pub.lastFull.Add(-fullResyncInterval)
+		}, 2*tracked + 2},
+		{"then only who changed again", nil, 2*tracked + 2},
 	}
 	for _, st := range steps {
 		if st.change != nil {
