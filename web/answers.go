@@ -1,6 +1,8 @@
 package web
 
 import (
+	"net/http"
+	"strings"
 	"sync"
 	"time"
 )
@@ -27,6 +29,10 @@ const (
 	// the lookups that follow): addresses come from callers, so the keys
 	// are not bounded by the directory. About 600 bytes each.
 	maxAnswers = 16384
+	// maxKeptAddress is the longest address asked for whose answer is
+	// kept (RFC 5321's 320; longer ones are invalid anyway), so a caller
+	// cannot fill the cache with huge keys.
+	maxKeptAddress = 320
 )
 
 // answerKey is what a single lookup's answer depends on besides the
@@ -51,6 +57,7 @@ type answer struct {
 // newAnswerCache.
 type answerCache struct {
 	backend versionedBackend // nil: nothing is kept
+	now     func() time.Time // time.Now; tests freeze it
 	mu      sync.RWMutex
 	m       map[answerKey]*answer
 }
@@ -58,7 +65,7 @@ type answerCache struct {
 // newAnswerCache keeps answers for b if it can say when they change.
 func newAnswerCache(b Backend) *answerCache {
 	vb, _ := b.(versionedBackend)
-	return &answerCache{backend: vb, m: map[answerKey]*answer{}}
+	return &answerCache{backend: vb, now: time.Now, m: map[answerKey]*answer{}}
 }
 
 // get returns a kept answer that is still right at now, and the backend's
@@ -79,11 +86,15 @@ func (c *answerCache) get(k answerKey, now time.Time) (a *answer, version uint64
 	return nil, version, false
 }
 
-// put keeps a copy of body as k's answer at version.
+// put keeps a copy of body as k's answer at version. Answers to malformed
+// addresses and over-long keys are not kept: they cost little to make
+// again, and a caller could otherwise fill the cache with them. The key's
+// address is copied, so the kept entry does not hold the request's memory.
 func (c *answerCache) put(k answerKey, version uint64, now time.Time, code int, body []byte) {
-	if c.backend == nil {
+	if c.backend == nil || code == http.StatusBadRequest || len(k.email) > maxKeptAddress {
 		return
 	}
+	k.email = strings.Clone(k.email)
 	a := &answer{version: version, expires: now.Add(answerTTL), code: code, body: append([]byte(nil), body...)}
 	c.mu.Lock()
 	if len(c.m) >= maxAnswers {

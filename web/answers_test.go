@@ -71,6 +71,8 @@ func changingServer(t *testing.T, b Backend) *Server {
 func TestAnswersReused(t *testing.T) {
 	b := &changingBackend{}
 	s := changingServer(t, versionedChangingBackend{b})
+	at := time.Date(2026, 12, 5, 9, 0, 0, 0, time.UTC)
+	s.answers.now = func() time.Time { return at } // reuse must not hang on the test's speed
 	get := func(email, key string) (int, string) {
 		t.Helper()
 		code, h, body := do(s, "GET", "/api/v1/presence?email="+email, key, "")
@@ -97,8 +99,12 @@ func TestAnswersReused(t *testing.T) {
 		{"unknown, anonymous: 200 unknown", "nobody@example.com", "", nil, 200, `{"email":"nobody@example.com","state":"unknown"}`, 5},
 		{"unknown, to a key: 404 (not the anonymous answer)", "nobody@example.com", statusKey, nil, 404, `"code":"not_found"`, 6},
 		{"unknown again, to a key: reused 404", "nobody@example.com", statusKey, nil, 404, `"code":"not_found"`, 6},
-		{"malformed: 400, reused", "not-an-address", statusKey, nil, 400, `"code":"invalid_address"`, 7},
-		{"malformed again", "not-an-address", statusKey, nil, 400, `"code":"invalid_address"`, 7},
+		{"malformed: 400", "not-an-address", statusKey, nil, 400, `"code":"invalid_address"`, 7},
+		{"malformed again: not kept", "not-an-address", statusKey, nil, 400, `"code":"invalid_address"`, 8},
+		{"an over-long address: not kept", strings.Repeat("a", 320) + "@example.com", "", nil, 200, `"state":"unknown"`, 9},
+		{"again", strings.Repeat("a", 320) + "@example.com", "", nil, 200, `"state":"unknown"`, 10},
+		{"a second later: rendered again", "alice@example.com", "", func() { at = at.Add(answerTTL) }, 200,
+			`{"email":"alice@example.com","state":"away"}`, 11},
 	}
 	for _, st := range steps {
 		if st.change != nil {

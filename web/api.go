@@ -178,7 +178,7 @@ func (s *Server) getPresence(w http.ResponseWriter, r *http.Request, c *Caller) 
 		writeError(w, http.StatusBadRequest, "bad_request", "give exactly one email parameter")
 		return
 	}
-	now := time.Now()
+	now := s.answers.now()
 	key := answerKey{email: email, visibility: c.Visibility, directory: c.Directory}
 	a, version, ok := s.answers.get(key, now)
 	if !ok {
