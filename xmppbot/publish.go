@@ -106,10 +106,11 @@ type publisher struct {
 	unsaved   map[string]bool
 	conn      *conn
 	wake      chan struct{}
-	// seen is the engine version resync last read up to, lastFull when it
-	// last re-read everyone (follow's own).
-	seen     uint64
-	lastFull time.Time
+	// seen is the engine version resync last read up to, dirGen the
+	// directory generation it last saw, lastFull when it last re-read
+	// everyone (follow's own).
+	seen, dirGen uint64
+	lastFull     time.Time
 }
 
 func newPublisher(b *Bot, st Store) (*publisher, error) {
@@ -166,11 +167,17 @@ func (p *publisher) follow(ctx context.Context, changes <-chan presence.Change) 
 // late a change the engine dropped for lack of room is published.
 var resyncInterval = time.Second
 
-// fullResyncInterval is how often everyone is re-read all the same: a
-// person whose JID the directory changed (the engine sees no change) gets
-// the overlay under the new JID within it. 168 ms at 10,000 people with 7
-// meetings each: 0.3 % of a core at once a minute.
+// fullResyncInterval is how often everyone is re-read all the same, as a
+// safety net: 168 ms at 10,000 people with 7 meetings each, 0.3 % of a
+// core at once a minute.
 var fullResyncInterval = time.Minute
+
+// generationer is a directory that says when its mappings may have
+// changed (ldapmap.Directory.Generation): everyone is re-read then, since
+// a person whose JID changed is no change to the engine.
+type generationer interface {
+	Generation() uint64
+}
 
 // changeLister is the engine's record of what changed
 // (presence.Engine.ChangedSince): with it a re-read costs a scan of
@@ -181,17 +188,23 @@ type changeLister interface {
 }
 
 // resync wishes the current state of everyone who changed since the last
-// resync, and of every tracked person the first time, every
-// fullResyncInterval, or with an engine that cannot say what changed;
-// unchanged wishes cost nothing (enqueue skips what the server already
-// holds). Only follow calls it.
+// resync, and of every person the first time, after the directory
+// changed, every fullResyncInterval, or with an engine that cannot say
+// what changed; unchanged wishes cost nothing (enqueue skips what the
+// server already holds). Only follow calls it.
 func (p *publisher) resync() {
 	var mbs []string
 	cl, ok := p.bot.engine.(changeLister)
 	if ok {
 		mbs, p.seen = cl.ChangedSince(p.seen)
 	}
-	if now := p.now(); !ok || now.Sub(p.lastFull) >= fullResyncInterval {
+	full := !ok
+	if g, can := p.bot.dir.(generationer); can {
+		gen := g.Generation()
+		full = full || gen != p.dirGen
+		p.dirGen = gen
+	}
+	if now := p.now(); full || now.Sub(p.lastFull) >= fullResyncInterval {
 		mbs, p.lastFull = p.bot.engine.Mailboxes(), now
 	}
 	for _, mb := range mbs {

@@ -205,6 +205,14 @@ func TestPublisherResync(t *testing.T) {
 	}
 }
 
+// generationDirectory is a Directory with a generation the test moves.
+type generationDirectory struct {
+	Directory
+	gen uint64
+}
+
+func (d *generationDirectory) Generation() uint64 { return d.gen }
+
 // countingEngine counts the presences the publisher reads.
 type countingEngine struct {
 	*presence.Engine
@@ -219,12 +227,14 @@ func (e *countingEngine) Get(id string) (rules.Output, bool) {
 // TestPublisherResyncReadsOnlyChanged: the periodic re-read reads
 // everyone once, then only the people the engine says changed since (a
 // pass over 10,000 people re-derived each was 168 ms of CPU), and everyone
-// again a fullResyncInterval later.
+// again a fullResyncInterval later or after the directory changed.
 func TestPublisherResyncReadsOnlyChanged(t *testing.T) {
 	rec := &recorder{held: map[string]overlay{}}
 	b, _ := publisherBot(t, 1000, 1000, rec)
 	eng := &countingEngine{Engine: b.engine.(*presence.Engine)}
 	b.engine = eng
+	dir := &generationDirectory{Directory: b.dir}
+	b.dir = dir
 	tracked := int64(len(eng.Mailboxes()))
 	steps := []struct {
 		name   string
@@ -245,6 +255,8 @@ func TestPublisherResyncReadsOnlyChanged(t *testing.T) {
 			b.pub.lastFull = b.pub.lastFull.Add(-fullResyncInterval)
 		}, 2*tracked + 2},
 		{"then only who changed again", nil, 2*tracked + 2},
+		{"a new directory index: everyone (a JID may have changed)", func() { dir.gen++ }, 3*tracked + 3},
+		{"nothing since", nil, 3*tracked + 3},
 	}
 	for _, st := range steps {
 		if st.change != nil {

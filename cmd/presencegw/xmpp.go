@@ -96,6 +96,10 @@ func (a *app) newBot() (*xmppbot.Bot, error) {
 // botDirectory maps between mailboxes and JIDs for the component.
 type botDirectory struct{ dir *ldapmap.Directory }
 
+// Generation changes with every new directory index: the component then
+// re-reads everyone, since a JID may have changed.
+func (d botDirectory) Generation() uint64 { return d.dir.Generation() }
+
 // JIDOf is the JID the mailbox's address resolves to, when that address
 // is the mailbox owner's (an address another person holds is not theirs
 // to publish to).
