@@ -6,7 +6,6 @@ import (
 	"runtime/debug"
 	"runtime/metrics"
 	"sync"
-	"sync/atomic"
 )
 
 // gcHeadroom is how far the heap may grow past what the last collection
@@ -39,33 +38,47 @@ func keepGCHeadroom() {
 type gcSentinel struct{ _ *byte }
 
 // tuneGCEachCycle re-tunes the GC percentage after each collection, from
-// the heap it left live, until stop is called.
+// what it left to scan, until stop is called; stop returns once no tuning
+// is under way, so the caller's own setting afterwards stands.
 func tuneGCEachCycle(headroom uint64) (stop func()) {
-	var stopped atomic.Bool
-	sample := []metrics.Sample{{Name: "/gc/heap/live:bytes"}}
+	var mu sync.Mutex
+	stopped := false
+	sample := []metrics.Sample{{Name: "/gc/heap/live:bytes"}, {Name: "/gc/scan/stack:bytes"}, {Name: "/gc/scan/globals:bytes"}}
 	var arm func()
 	arm = func() {
 		runtime.AddCleanup(&gcSentinel{}, func(struct{}) {
-			if stopped.Load() {
+			mu.Lock()
+			defer mu.Unlock()
+			if stopped {
 				return
 			}
 			metrics.Read(sample)
-			if sample[0].Value.Kind() == metrics.KindUint64 {
-				debug.SetGCPercent(gcPercentFor(sample[0].Value.Uint64(), headroom))
+			var scan uint64
+			for _, s := range sample {
+				if s.Value.Kind() == metrics.KindUint64 {
+					scan += s.Value.Uint64()
+				}
 			}
+			debug.SetGCPercent(gcPercentFor(scan, headroom))
 			arm()
 		}, struct{}{})
 	}
 	arm()
-	return func() { stopped.Store(true) }
+	return func() {
+		mu.Lock()
+		defer mu.Unlock()
+		stopped = true
+	}
 }
 
-// gcPercentFor is the GOGC that puts the next collection headroom past a
-// live heap of live bytes, and never below Go's default of 100.
-func gcPercentFor(live, headroom uint64) int {
-	const maxPercent = 100_000 // a live heap of next to nothing
-	if live == 0 {
+// gcPercentFor is the GOGC that puts the next collection headroom past the
+// current heap, never below Go's default of 100. Go's goal is the live
+// heap plus GOGC % of everything it scans (live heap, goroutine stacks,
+// globals): scan is that sum.
+func gcPercentFor(scan, headroom uint64) int {
+	const maxPercent = 100_000 // next to nothing to scan
+	if scan == 0 {
 		return maxPercent
 	}
-	return int(min(max(headroom*100/live, 100), maxPercent))
+	return int(min(max(headroom*100/scan, 100), maxPercent))
 }

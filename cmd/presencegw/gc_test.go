@@ -15,7 +15,7 @@ func init() { gcTuneOnce.Do(func() {}) }
 func TestGCPercentFor(t *testing.T) {
 	const mib = 1 << 20
 	tests := []struct {
-		live, headroom uint64
+		scan, headroom uint64
 		want           int
 	}{
 		{2 * mib, 32 * mib, 1600}, // the demo: collect every 32 MiB, not every 2
@@ -26,8 +26,8 @@ func TestGCPercentFor(t *testing.T) {
 		{0, 32 * mib, 100_000},
 	}
 	for _, tt := range tests {
-		if got := gcPercentFor(tt.live, tt.headroom); got != tt.want {
-			t.Errorf("gcPercentFor(%d, %d) = %d, want %d", tt.live, tt.headroom, got, tt.want)
+		if got := gcPercentFor(tt.scan, tt.headroom); got != tt.want {
+			t.Errorf("gcPercentFor(%d, %d) = %d, want %d", tt.scan, tt.headroom, got, tt.want)
 		}
 	}
 }
