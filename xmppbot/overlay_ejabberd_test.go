@@ -286,6 +286,10 @@ func TestOverlayEjabberdSetUpdateClear(t *testing.T) {
 		t.Errorf("list after replace: %v", list)
 	}
 
+	// Every resource's re-broadcast of the replacement has reached bob
+	// (the sessions send it in their own time) before the clear is counted.
+	ejSync(t, p.pc, p.desk, p.phone, laptop)
+
 	// Clear: bob gets exactly what each resource last sent back, once
 	// per resource; alice's own resources get nothing.
 	m, dm = p.pc.Mark(), p.desk.Mark()
