@@ -147,12 +147,12 @@ ldap:
 
 	b.Run("HeapPerUser", func(b *testing.B) {
 		for b.Loop() {
-			before := heap()
+			before := testenv.LiveHeap()
 			d := open(b)
 			if _, err := d.SyncFull(ctx, nil); err != nil {
 				b.Fatal(err)
 			}
-			with := heap()
+			with := testenv.LiveHeap()
 			people, addrs := d.Index().Len()
 			runtime.KeepAlive(d)
 			b.ReportMetric(float64(with-before)/float64(people), "B/user")
@@ -160,13 +160,4 @@ ldap:
 		}
 	})
 
-}
-
-// heap returns the live heap after a full collection.
-func heap() uint64 {
-	runtime.GC()
-	runtime.GC()
-	var m runtime.MemStats
-	runtime.ReadMemStats(&m)
-	return m.HeapAlloc
 }

@@ -203,6 +203,42 @@ func TestSyncResolveOverride(t *testing.T) {
 	}
 }
 
+// getText is an HTTP GET of a running gateway's path: the status and
+// body, or 0 and the error.
+func getText(addr, path string) (int, string) {
+	resp, err := http.Get("http://" + addr + path)
+	if err != nil {
+		return 0, err.Error()
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	return resp.StatusCode, string(b)
+}
+
+// waitLogLines waits until the logs hold every one of wants, at most
+// within, and reports each that is missing then; it returns the logs.
+func waitLogLines(t *testing.T, logs *testenv.Buffer, wants []string, within time.Duration) string {
+	t.Helper()
+	all := func() bool {
+		for _, w := range wants {
+			if !strings.Contains(logs.String(), w) {
+				return false
+			}
+		}
+		return true
+	}
+	for deadline := time.Now().Add(within); time.Now().Before(deadline) && !all(); {
+		time.Sleep(50 * time.Millisecond)
+	}
+	l := logs.String()
+	for _, want := range wants {
+		if !strings.Contains(l, want) {
+			t.Errorf("logs lack %q:\n%s", want, l)
+		}
+	}
+	return l
+}
+
 func TestServeHealthAndGracefulShutdown(t *testing.T) {
 	slapd := testenv.StartSlapd(t, testenv.SlapdOptions{LDIF: []string{usersLDIF(t, 20)}})
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
@@ -217,15 +253,7 @@ func TestServeHealthAndGracefulShutdown(t *testing.T) {
 	done := make(chan int)
 	go func() { done <- run(ctx, []string{"serve", "-c", cfg}, io.Discard, &logs) }()
 
-	get := func(path string) (int, string) {
-		resp, err := http.Get("http://" + addr + path)
-		if err != nil {
-			return 0, err.Error()
-		}
-		defer resp.Body.Close()
-		b, _ := io.ReadAll(resp.Body)
-		return resp.StatusCode, string(b)
-	}
+	get := func(path string) (int, string) { return getText(addr, path) }
 	var code int
 	var body string
 	for i := 0; i < 100; i++ {

@@ -44,21 +44,12 @@ func TestReadyNeedsACalendarRead(t *testing.T) {
 				cancel()
 				<-done
 			}()
-			readyz := func() (int, string) {
-				resp, err := http.Get("http://" + addr + "/readyz")
-				if err != nil {
-					return 0, err.Error()
-				}
-				defer resp.Body.Close()
-				b, _ := io.ReadAll(resp.Body)
-				return resp.StatusCode, string(b)
-			}
 			// Until the directory is read the reason is the directory's;
 			// wait for the calendar's verdict.
 			var code int
 			var body string
 			for deadline := time.Now().Add(20 * time.Second); time.Now().Before(deadline); time.Sleep(50 * time.Millisecond) {
-				code, body = readyz()
+				code, body = getText(addr, "/readyz")
 				if code == http.StatusOK || strings.Contains(body, "calendar source") && strings.Contains(logs.String(), "calendar poll failed") {
 					break
 				}

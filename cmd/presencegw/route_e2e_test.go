@@ -160,23 +160,7 @@ calendar:
 		`msg="presence changed" mailbox=carol@example.com state=busy status="In a meeting until `,
 		`msg="presence changed" mailbox=dave@onprem.example.com state=oof status="Out of office: On leave until Monday."`,
 	}
-	all := func() bool {
-		for _, w := range wants {
-			if !strings.Contains(logs.String(), w) {
-				return false
-			}
-		}
-		return true
-	}
-	for deadline := time.Now().Add(45 * time.Second); time.Now().Before(deadline) && !all(); { // generous: CI machines are shared
-		time.Sleep(50 * time.Millisecond)
-	}
-	l := logs.String()
-	for _, want := range wants {
-		if !strings.Contains(l, want) {
-			t.Errorf("logs lack %q:\n%s", want, l)
-		}
-	}
+	l := waitLogLines(t, &logs, wants, 45*time.Second) // generous: CI machines are shared
 	if strings.Contains(l, "mailbox=erin@example.com state=busy") || strings.Contains(l, "mailbox=erin@example.com state=oof") {
 		t.Errorf("erin has no calendar, yet:\n%s", l)
 	}
@@ -210,35 +194,23 @@ calendar:
 	}
 	feedMu.Unlock()
 
-	if resp, err := http.Get("http://" + addr + "/readyz"); err != nil {
-		t.Error(err)
-	} else {
-		body, _ := io.ReadAll(resp.Body)
-		resp.Body.Close()
-		if resp.StatusCode != http.StatusOK {
-			t.Errorf("readyz = %d %s, want ready: every source has read its people", resp.StatusCode, body)
-		}
+	if code, body := getText(addr, "/readyz"); code != http.StatusOK {
+		t.Errorf("readyz = %d %s, want ready: every source has read its people", code, body)
 	}
-	resp, err := http.Get("http://" + addr + "/metrics")
-	if err == nil {
-		body, _ := io.ReadAll(resp.Body)
-		resp.Body.Close()
-		for _, want := range []string{
-			`presencegw_calendar_routed_mailboxes{source="ews"} 2`,
-			`presencegw_calendar_routed_mailboxes{source="graph"} 1`,
-			`presencegw_calendar_routed_mailboxes{source="ics"} 1`,
-			`presencegw_calendar_routed_mailboxes{source="none"} 1`,
-			`presencegw_calendar_source_calls_total{kind="schedules",result="ok",source="ews"}`,
-			`presencegw_ews_requests_total{operation="GetUserAvailability"}`,
-			`presencegw_graph_requests_total{status="200"}`,
-			`presencegw_ics_requests_total{result="ok"}`,
-		} {
-			if !strings.Contains(string(body), want) {
-				t.Errorf("metrics lack %q", want)
-			}
+	_, metrics := getText(addr, "/metrics")
+	for _, want := range []string{
+		`presencegw_calendar_routed_mailboxes{source="ews"} 2`,
+		`presencegw_calendar_routed_mailboxes{source="graph"} 1`,
+		`presencegw_calendar_routed_mailboxes{source="ics"} 1`,
+		`presencegw_calendar_routed_mailboxes{source="none"} 1`,
+		`presencegw_calendar_source_calls_total{kind="schedules",result="ok",source="ews"}`,
+		`presencegw_ews_requests_total{operation="GetUserAvailability"}`,
+		`presencegw_graph_requests_total{status="200"}`,
+		`presencegw_ics_requests_total{result="ok"}`,
+	} {
+		if !strings.Contains(metrics, want) {
+			t.Errorf("metrics lack %q", want)
 		}
-	} else {
-		t.Error(err)
 	}
 	cancel()
 	if code := <-done; code != 0 {

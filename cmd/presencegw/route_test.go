@@ -19,6 +19,7 @@ import (
 	"github.com/presencegw/presencegw/internal/config"
 	"github.com/presencegw/presencegw/internal/presence"
 	"github.com/presencegw/presencegw/internal/store"
+	"github.com/presencegw/presencegw/internal/testenv"
 	"github.com/presencegw/presencegw/rules"
 )
 
@@ -315,9 +316,9 @@ func TestRouteTableMemory(t *testing.T) {
 			attrs[mailboxes[i]] = "1"
 		}
 	}
-	before := heapNow()
+	before := testenv.LiveHeap()
 	rc.update(mailboxes, attrs)
-	after := heapNow()
+	after := testenv.LiveHeap()
 	per := float64(int64(after)-int64(before)) / n
 	t.Logf("route table: %.0f B per mailbox", per)
 	if per > 100 {
@@ -328,14 +329,6 @@ func TestRouteTableMemory(t *testing.T) {
 	}
 	runtime.KeepAlive(mailboxes)
 	runtime.KeepAlive(attrs)
-}
-
-func heapNow() uint64 {
-	runtime.GC()
-	runtime.GC()
-	var m runtime.MemStats
-	runtime.ReadMemStats(&m)
-	return m.HeapAlloc
 }
 
 // Readiness per source: one that serves mailboxes but has read none is

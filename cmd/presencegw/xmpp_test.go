@@ -85,15 +85,7 @@ func TestServeWithXMPPServerDown(t *testing.T) {
 	var logs testenv.Buffer
 	done := make(chan int, 1)
 	go func() { done <- run(ctx, []string{"serve", "-c", cfg}, io.Discard, &logs) }()
-	get := func(path string) (int, string) {
-		resp, err := http.Get("http://" + addr + path)
-		if err != nil {
-			return 0, err.Error()
-		}
-		defer resp.Body.Close()
-		b, _ := io.ReadAll(resp.Body)
-		return resp.StatusCode, string(b)
-	}
+	get := func(path string) (int, string) { return getText(addr, path) }
 	// The failure is logged, and retried, while the gateway serves.
 	deadline := time.Now().Add(10 * time.Second)
 	for !(strings.Count(logs.String(), "xmpp component disconnected") >= 2) && time.Now().Before(deadline) {

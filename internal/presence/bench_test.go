@@ -8,6 +8,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/presencegw/presencegw/internal/testenv"
 	"github.com/presencegw/presencegw/rules"
 )
 
@@ -89,7 +90,7 @@ func BenchmarkPollCost(b *testing.B) {
 func BenchmarkMemoryPerMailbox(b *testing.B) {
 	const n = 100000
 	for b.Loop() {
-		before := heapNow()
+		before := testenv.LiveHeap()
 		e, _ := newEngine(b, Options{})
 		ids := make([]string, n)
 		for i := range ids {
@@ -114,18 +115,10 @@ func BenchmarkMemoryPerMailbox(b *testing.B) {
 				facts, replies = facts[:0], replies[:0]
 			}
 		}
-		after := heapNow()
+		after := testenv.LiveHeap()
 		runtime.KeepAlive(e)
 		b.ReportMetric(float64(after-before)/n, "B/mailbox")
 	}
-}
-
-func heapNow() uint64 {
-	runtime.GC()
-	runtime.GC()
-	var m runtime.MemStats
-	runtime.ReadMemStats(&m)
-	return m.HeapAlloc
 }
 
 // BenchmarkChangedSince: the XMPP publisher's periodic question at 10,000
