@@ -387,9 +387,6 @@ func (e *Engine) arm(m *mailbox, next, now time.Time) {
 		e.mu.Lock()
 		defer e.mu.Unlock()
 		if cur, ok := e.mailboxes[id]; ok && cur == m {
-			// A boundary may move what Next foresees even when the state
-			// now stays (facts running out): ChangedSince must see it.
-			e.touch(m)
 			e.update(m)
 		}
 	})
