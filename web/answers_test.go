@@ -7,6 +7,7 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
+	"unsafe"
 
 	"github.com/prometheus/client_golang/prometheus"
 
@@ -167,6 +168,14 @@ func TestAnswerCacheExpiryAndBound(t *testing.T) {
 	}
 	if n := len(c.m); n != 1 {
 		t.Errorf("after %d more answers the cache holds %d, want 1 (emptied when full)", maxAnswers, n)
+	}
+	// The kept key is a copy: it does not pin the request it came from.
+	query := "email=bob@example.com&" + strings.Repeat("x", 4096)
+	c.put(answerKey{email: query[len("email="):len("email=bob@example.com")]}, v, t0, 200, []byte("two\n"))
+	for k := range c.m {
+		if k.email == "bob@example.com" && unsafe.StringData(k.email) == unsafe.StringData(query[len("email="):]) {
+			t.Error("the kept key shares the request's memory")
+		}
 	}
 }
 
