@@ -13,7 +13,7 @@ import (
 // double, with a floor of 4 MiB: a gateway whose live heap is a few MiB
 // (a small directory, the demo) then collects dozens of times a second
 // under HTTP load (net/http allocates some 3 KB per request), which cost
-// 6-8 % of its requests per second in scripts/bench-http. With 32 MiB of
+// it 5-8 % of its requests per second under wrk. With 32 MiB of
 // headroom it collects a tenth as often; a heap that lives on more than
 // 32 MiB keeps Go's default, so large directories pay nothing.
 const gcHeadroom = 32 << 20
